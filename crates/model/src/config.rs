@@ -1,0 +1,590 @@
+//! The fleet configuration of one environment: what `fleet.yaml` holds and a snapshot carries.
+
+use std::fmt;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::bind::Bindable;
+use crate::flag::Flag;
+
+/// A deployment environment. Changes are promoted in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Environment {
+    Dev,
+    Staging,
+    Prod,
+}
+
+impl Environment {
+    /// The name used on the wire and in paths.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Dev => "dev",
+            Environment::Staging => "staging",
+            Environment::Prod => "prod",
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who a gateway is: its id, its cell (failure domain) and its version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayIdentity {
+    pub id: String,
+    pub cell: String,
+    pub version: semver::Version,
+}
+
+/// The whole configuration of one environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub environment: Environment,
+    #[serde(default)]
+    pub settings: Settings,
+    #[serde(default)]
+    pub products: Vec<Product>,
+    #[serde(default)]
+    pub upstreams: Vec<Upstream>,
+    #[serde(default)]
+    pub policies: Vec<Policy>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub flags: Vec<Flag>,
+}
+
+/// Environment-wide settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The request header that names the tenant, unless an API key sets it.
+    #[serde(default = "default_tenant_header")]
+    pub tenant_header: String,
+}
+
+fn default_tenant_header() -> String {
+    "x-tenant-id".to_owned()
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            tenant_header: default_tenant_header(),
+        }
+    }
+}
+
+/// A product: a set of routes that customers see as one service (and a status-page component).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// A pool of endpoints with load balancing, timeouts, retries and a health check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub name: String,
+    /// `host:port` of each endpoint.
+    pub endpoints: Vec<String>,
+    #[serde(default)]
+    pub load_balancing: LoadBalancing,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default)]
+    pub retries: Retries,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+}
+
+/// How an upstream picks an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum LoadBalancing {
+    #[default]
+    RoundRobin,
+    LeastLoaded,
+    /// Requests with the same key go to the same endpoint while it is healthy.
+    ConsistentHash { key: RequestKey },
+}
+
+/// A per-request key: for rate limits and consistent hashing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RequestKey {
+    Tenant,
+    ClientIp,
+    Route,
+    Header(String),
+}
+
+/// Upstream timeouts, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    #[serde(default = "Timeouts::default_connect")]
+    pub connect_ms: u32,
+    #[serde(default = "Timeouts::default_read")]
+    pub read_ms: u32,
+    #[serde(default = "Timeouts::default_total")]
+    pub total_ms: u32,
+}
+
+impl Timeouts {
+    fn default_connect() -> u32 {
+        1_000
+    }
+    fn default_read() -> u32 {
+        15_000
+    }
+    fn default_total() -> u32 {
+        30_000
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect_ms: Self::default_connect(),
+            read_ms: Self::default_read(),
+            total_ms: Self::default_total(),
+        }
+    }
+}
+
+/// Retries of idempotent requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retries {
+    /// Extra attempts after the first; 0 disables retries.
+    #[serde(default = "Retries::default_attempts")]
+    pub attempts: u32,
+    #[serde(default = "Retries::default_on")]
+    pub retry_on: Vec<RetryOn>,
+}
+
+impl Retries {
+    fn default_attempts() -> u32 {
+        1
+    }
+    fn default_on() -> Vec<RetryOn> {
+        vec![RetryOn::ConnectError]
+    }
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Retries {
+            attempts: Self::default_attempts(),
+            retry_on: Self::default_on(),
+        }
+    }
+}
+
+/// What makes a request eligible for a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryOn {
+    ConnectError,
+    Timeout,
+    #[serde(rename = "5xx")]
+    ServerError,
+}
+
+/// An active HTTP health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    pub path: String,
+    #[serde(default = "HealthCheck::default_interval")]
+    pub interval_ms: u32,
+    #[serde(default = "HealthCheck::default_timeout")]
+    pub timeout_ms: u32,
+    #[serde(default = "HealthCheck::default_threshold")]
+    pub healthy_threshold: u32,
+    #[serde(default = "HealthCheck::default_threshold")]
+    pub unhealthy_threshold: u32,
+}
+
+impl HealthCheck {
+    fn default_interval() -> u32 {
+        5_000
+    }
+    fn default_timeout() -> u32 {
+        1_000
+    }
+    fn default_threshold() -> u32 {
+        2
+    }
+}
+
+/// A match on host, path, methods and headers that leads to an upstream through policies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub id: String,
+    pub product: String,
+    #[serde(rename = "match")]
+    pub matcher: RouteMatch,
+    pub upstream: String,
+    /// Ids of policies, applied in order.
+    #[serde(default)]
+    pub policies: Vec<String>,
+}
+
+/// What a request must look like to take a route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatch {
+    /// An exact host, or `*.suffix` for any subdomain; absent matches every host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub path: PathMatch,
+    /// Empty matches every method.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<Method>,
+    /// All must match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatch>,
+}
+
+/// A path prefix or an exact path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PathMatch {
+    Prefix(String),
+    Exact(String),
+}
+
+/// An HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Patch,
+    Options,
+}
+
+impl Method {
+    /// The method's token, as on the request line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Patch => "PATCH",
+            Method::Options => "OPTIONS",
+        }
+    }
+}
+
+/// A condition on one request header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatch {
+    pub name: String,
+    pub value: ValueMatch,
+}
+
+/// How a header value must look.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ValueMatch {
+    /// The header is present, with any value.
+    Present,
+    Exact(String),
+    Prefix(String),
+    /// A regex, compiled by the linear-time `regex` crate under [`crate::LIMITS`].
+    Regex(String),
+}
+
+/// A typed policy on a route. `enabled` and many fields may be bound to a flag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "PolicyWire", into = "PolicyWire")]
+pub struct Policy {
+    pub id: String,
+    pub description: String,
+    pub enabled: Bindable<bool>,
+    pub kind: PolicyKind,
+}
+
+/// The kinds of policy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyKind {
+    Access(AccessPolicy),
+    Auth(AuthPolicy),
+    RateLimit(RateLimitPolicy),
+    Headers(HeaderRules),
+    StaticResponse(StaticResponse),
+    TimeoutRetry(TimeoutRetry),
+}
+
+impl PolicyKind {
+    /// The key the kind is written under.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PolicyKind::Access(_) => "access",
+            PolicyKind::Auth(_) => "auth",
+            PolicyKind::RateLimit(_) => "rate_limit",
+            PolicyKind::Headers(_) => "headers",
+            PolicyKind::StaticResponse(_) => "static_response",
+            PolicyKind::TimeoutRetry(_) => "timeout_retry",
+        }
+    }
+}
+
+/// The wire form of a policy: exactly one kind key is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyWire {
+    id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    description: String,
+    #[serde(default = "enabled_default", skip_serializing_if = "is_enabled_literal")]
+    enabled: Bindable<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access: Option<AccessPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    auth: Option<AuthPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<RateLimitPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    headers: Option<HeaderRules>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    static_response: Option<StaticResponse>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timeout_retry: Option<TimeoutRetry>,
+}
+
+fn enabled_default() -> Bindable<bool> {
+    Bindable::Literal(true)
+}
+
+fn is_enabled_literal(b: &Bindable<bool>) -> bool {
+    *b == Bindable::Literal(true)
+}
+
+/// A policy whose wire form sets no kind, or several.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "policy `{id}` must set exactly one of access, auth, rate_limit, headers, static_response, timeout_retry; it sets {found}"
+)]
+pub struct PolicyKindError {
+    id: String,
+    found: String,
+}
+
+impl TryFrom<PolicyWire> for Policy {
+    type Error = PolicyKindError;
+
+    fn try_from(w: PolicyWire) -> Result<Self, Self::Error> {
+        let mut kinds: Vec<PolicyKind> = Vec::with_capacity(1);
+        kinds.extend(w.access.map(PolicyKind::Access));
+        kinds.extend(w.auth.map(PolicyKind::Auth));
+        kinds.extend(w.rate_limit.map(PolicyKind::RateLimit));
+        kinds.extend(w.headers.map(PolicyKind::Headers));
+        kinds.extend(w.static_response.map(PolicyKind::StaticResponse));
+        kinds.extend(w.timeout_retry.map(PolicyKind::TimeoutRetry));
+        if kinds.len() != 1 {
+            let found = if kinds.is_empty() {
+                "none".to_owned()
+            } else {
+                kinds.iter().map(PolicyKind::name).collect::<Vec<_>>().join(" and ")
+            };
+            return Err(PolicyKindError { id: w.id, found });
+        }
+        let kind = kinds.pop().expect("exactly one kind");
+        Ok(Policy {
+            id: w.id,
+            description: w.description,
+            enabled: w.enabled,
+            kind,
+        })
+    }
+}
+
+impl From<Policy> for PolicyWire {
+    fn from(p: Policy) -> Self {
+        let mut w = PolicyWire {
+            id: p.id,
+            description: p.description,
+            enabled: p.enabled,
+            access: None,
+            auth: None,
+            rate_limit: None,
+            headers: None,
+            static_response: None,
+            timeout_retry: None,
+        };
+        match p.kind {
+            PolicyKind::Access(k) => w.access = Some(k),
+            PolicyKind::Auth(k) => w.auth = Some(k),
+            PolicyKind::RateLimit(k) => w.rate_limit = Some(k),
+            PolicyKind::Headers(k) => w.headers = Some(k),
+            PolicyKind::StaticResponse(k) => w.static_response = Some(k),
+            PolicyKind::TimeoutRetry(k) => w.timeout_retry = Some(k),
+        }
+        w
+    }
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Allow,
+    Deny,
+}
+
+/// Allow or deny by client CIDR, tenant or header; the first matching rule wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessPolicy {
+    /// What happens when no rule matches.
+    pub default: Bindable<Action>,
+    /// The status of a denial.
+    #[serde(default = "AccessPolicy::default_deny_status")]
+    pub deny_status: Bindable<u16>,
+    #[serde(default)]
+    pub rules: Vec<AccessRule>,
+}
+
+impl AccessPolicy {
+    fn default_deny_status() -> Bindable<u16> {
+        Bindable::Literal(403)
+    }
+}
+
+/// One access rule. Each criterion that is set must match (a list matches if any entry does).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cidrs: Vec<IpNet>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatch>,
+}
+
+/// Authentication of the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthPolicy {
+    ApiKey(ApiKeyAuth),
+}
+
+/// API keys, stored as SHA-256 hashes, presented in a header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyAuth {
+    #[serde(default = "ApiKeyAuth::default_header")]
+    pub header: String,
+    pub keys: Vec<ApiKey>,
+}
+
+impl ApiKeyAuth {
+    fn default_header() -> String {
+        "x-api-key".to_owned()
+    }
+}
+
+/// One API key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    pub id: String,
+    /// Lowercase hex SHA-256 of the key; the key itself is never stored.
+    pub sha256: String,
+    /// The tenant this key acts as; it overrides the tenant header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+/// A token bucket per key, held by each gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitPolicy {
+    pub per_second: Bindable<u32>,
+    pub burst: Bindable<u32>,
+    pub key: RequestKey,
+}
+
+/// Header edits on the request to the upstream and on the response to the client.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRules {
+    #[serde(default)]
+    pub request: HeaderEdits,
+    #[serde(default)]
+    pub response: HeaderEdits,
+}
+
+/// Headers to set and to remove.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderEdits {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<HeaderValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// A header name and a value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderValue {
+    pub name: String,
+    pub value: Bindable<String>,
+}
+
+/// A response served by the gateway itself, without the upstream (for example maintenance).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticResponse {
+    pub status: Bindable<u16>,
+    #[serde(default = "StaticResponse::default_body")]
+    pub body: Bindable<String>,
+    #[serde(default = "StaticResponse::default_content_type")]
+    pub content_type: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderValue>,
+}
+
+impl StaticResponse {
+    fn default_body() -> Bindable<String> {
+        Bindable::Literal(String::new())
+    }
+    fn default_content_type() -> String {
+        "text/plain; charset=utf-8".to_owned()
+    }
+}
+
+/// Overrides of the upstream's total timeout and retry attempts for one route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutRetry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Bindable<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_attempts: Option<Bindable<u32>>,
+}
