@@ -45,6 +45,15 @@ pub enum Rule {
     DeniesAll,
 }
 
+impl Rule {
+    /// Whether the rule judges what a configuration does to traffic (a decision the change
+    /// declares and approvers weigh) rather than whether it can run at all. Gateways compile
+    /// configurations that break only such rules; the control plane refuses them.
+    pub fn judges_traffic(self) -> bool {
+        matches!(self, Rule::ProductUnreachable | Rule::DeniesAll)
+    }
+}
+
 /// One validation error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationError {
@@ -82,6 +91,22 @@ pub fn validate(config: &Config, declared: &DeclaredImpact) -> Result<(), Valida
         Ok(())
     } else {
         Err(ValidationErrors(v.errors))
+    }
+}
+
+/// Validate what a gateway needs to run a configuration safely: every rule except those that
+/// [judge traffic](Rule::judges_traffic), which the control plane has already weighed.
+pub fn validate_runnable(config: &Config) -> Result<(), ValidationErrors> {
+    match validate(config, &DeclaredImpact::default()) {
+        Ok(()) => Ok(()),
+        Err(ValidationErrors(mut errors)) => {
+            errors.retain(|e| !e.rule.judges_traffic());
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(ValidationErrors(errors))
+            }
+        }
     }
 }
 

@@ -1,0 +1,139 @@
+//! The result of evaluating one request: [`Decision`].
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+use smallvec::SmallVec;
+
+/// Everything a gateway needs to serve one request, borrowed from the evaluator and the request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision<'a> {
+    /// The route taken, if any matched.
+    pub route: Option<RouteInfo<'a>>,
+    pub outcome: Outcome<'a>,
+    /// The tenant: from an API key that names one, else from the tenant header.
+    pub tenant: Option<&'a str>,
+    /// Edits to the request sent upstream, in order.
+    pub request_headers: SmallVec<[HeaderEdit<'a>; 4]>,
+    /// Edits to the response sent to the client, in order.
+    pub response_headers: SmallVec<[HeaderEdit<'a>; 4]>,
+    /// Token buckets the request must take a token from, in order.
+    pub rate_limits: SmallVec<[RateLimit<'a>; 2]>,
+    /// Override of the upstream's total timeout.
+    pub timeout_ms: Option<u32>,
+    /// Override of the upstream's retry attempts.
+    pub retry_attempts: Option<u32>,
+    /// The flags the decision consulted, with the values they resolved to.
+    pub flags: SmallVec<[ResolvedFlag<'a>; 4]>,
+}
+
+impl<'a> Decision<'a> {
+    pub(crate) fn new(tenant: Option<&'a str>) -> Self {
+        Decision {
+            route: None,
+            outcome: Outcome::Allow,
+            tenant,
+            request_headers: SmallVec::new(),
+            response_headers: SmallVec::new(),
+            rate_limits: SmallVec::new(),
+            timeout_ms: None,
+            retry_attempts: None,
+            flags: SmallVec::new(),
+        }
+    }
+}
+
+/// The route a request took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteInfo<'a> {
+    pub index: usize,
+    pub id: &'a str,
+    pub product: &'a str,
+    pub upstream: &'a str,
+    pub upstream_index: usize,
+}
+
+/// What happens to the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<'a> {
+    /// Forward it upstream.
+    Allow,
+    /// Refuse it.
+    Deny {
+        status: u16,
+        reason: DenyReason,
+        /// The policy that denied it; none when no route matched.
+        policy: Option<&'a str>,
+    },
+    /// Answer it from the gateway.
+    Static {
+        status: u16,
+        body: &'a str,
+        content_type: &'a str,
+        headers: SmallVec<[(&'a str, &'a str); 2]>,
+        policy: &'a str,
+    },
+}
+
+impl Outcome<'_> {
+    /// The status the client sees, or `None` when the upstream decides.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Outcome::Allow => None,
+            Outcome::Deny { status, .. } | Outcome::Static { status, .. } => Some(*status),
+        }
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DenyReason {
+    NoRoute,
+    Access,
+    MissingCredentials,
+    InvalidCredentials,
+}
+
+impl DenyReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyReason::NoRoute => "no_route",
+            DenyReason::Access => "access_denied",
+            DenyReason::MissingCredentials => "missing_credentials",
+            DenyReason::InvalidCredentials => "invalid_credentials",
+        }
+    }
+}
+
+/// One header edit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderEdit<'a> {
+    Set(&'a str, &'a str),
+    Remove(&'a str),
+}
+
+/// A token bucket to draw from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit<'a> {
+    /// The policy id; buckets are per policy and key.
+    pub policy: &'a str,
+    pub per_second: u32,
+    pub burst: u32,
+    pub key: LimitKey<'a>,
+}
+
+/// The value a rate limit is keyed by. A missing tenant or header falls back to the client IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitKey<'a> {
+    Tenant(&'a str),
+    ClientIp(IpAddr),
+    Route(&'a str),
+    Header(&'a str),
+}
+
+/// A flag and the value it resolved to for this request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResolvedFlag<'a> {
+    pub name: &'a str,
+    pub value: &'a Value,
+}

@@ -1,0 +1,62 @@
+//! What `eval` needs to know about a request: [`RequestMeta`].
+
+use std::fmt;
+use std::net::IpAddr;
+
+use rampart_model::GatewayIdentity;
+
+/// Read access to request headers. Names are compared case-insensitively.
+pub trait Headers {
+    /// The first value of header `name` (given in lowercase), if present.
+    fn get(&self, name: &str) -> Option<&str>;
+}
+
+/// Headers as a borrowed list of `(name, value)` pairs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeaderList<'a>(pub &'a [(&'a str, &'a str)]);
+
+impl Headers for HeaderList<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+}
+
+impl Headers for Vec<(String, String)> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The metadata of one request, as a gateway sees it (or as a sample replays it).
+#[derive(Clone, Copy)]
+pub struct RequestMeta<'a> {
+    /// The method token, such as `GET`.
+    pub method: &'a str,
+    /// The `Host` (or `:authority`); a port and letter case are ignored.
+    pub host: &'a str,
+    /// The path, without the query string.
+    pub path: &'a str,
+    pub client_ip: IpAddr,
+    pub headers: &'a dyn Headers,
+    /// Extra context attributes, read by `attr.<name>` in flag rules.
+    pub attributes: &'a [(&'a str, &'a str)],
+    /// The gateway evaluating the request.
+    pub gateway: &'a GatewayIdentity,
+}
+
+impl fmt::Debug for RequestMeta<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestMeta")
+            .field("method", &self.method)
+            .field("host", &self.host)
+            .field("path", &self.path)
+            .field("client_ip", &self.client_ip)
+            .field("gateway", &self.gateway.id)
+            .finish_non_exhaustive()
+    }
+}
