@@ -89,7 +89,9 @@ impl CompiledHeaderMatch {
                 ValueMatch::Present => HeaderTest::Present,
                 ValueMatch::Exact(s) => HeaderTest::Exact(s.as_str().into()),
                 ValueMatch::Prefix(s) => HeaderTest::Prefix(s.as_str().into()),
-                ValueMatch::Regex(r) => HeaderTest::Regex(rampart_model::validate::compile_regex(r)?),
+                ValueMatch::Regex(r) => {
+                    HeaderTest::Regex(rampart_model::validate::compile_regex(r)?)
+                }
             },
         })
     }
@@ -113,6 +115,9 @@ enum Field<T> {
     Literal(T),
     Flag { flag: u32, values: Box<[T]> },
 }
+
+/// Headers to set: a name and a bindable value each.
+type HeaderSets = Box<[(Box<str>, Field<Box<str>>)]>;
 
 #[derive(Debug)]
 struct CompiledPolicy {
@@ -146,7 +151,7 @@ enum CompiledKind {
         status: Field<u16>,
         body: Field<Box<str>>,
         content_type: Box<str>,
-        headers: Box<[(Box<str>, Field<Box<str>>)]>,
+        headers: HeaderSets,
     },
     TimeoutRetry {
         timeout_ms: Option<Field<u32>>,
@@ -172,7 +177,7 @@ impl AccessRule {
 
 #[derive(Debug, Default)]
 struct Edits {
-    set: Box<[(Box<str>, Field<Box<str>>)]>,
+    set: HeaderSets,
     remove: Box<[Box<str>]>,
 }
 
@@ -209,7 +214,11 @@ pub(crate) fn normalize_host(host: &str) -> Cow<'_, str> {
     }
 }
 
-fn index_of<'n>(mut names: impl Iterator<Item = &'n str>, name: &str, what: &str) -> Result<u32, String> {
+fn index_of<'n>(
+    mut names: impl Iterator<Item = &'n str>,
+    name: &str,
+    what: &str,
+) -> Result<u32, String> {
     names
         .position(|n| n == name)
         .map(|i| i as u32)
@@ -252,7 +261,7 @@ impl Compiler<'_> {
         self.field(b, String::into_boxed_str)
     }
 
-    fn headers(&self, hs: &[HeaderValue]) -> Result<Box<[(Box<str>, Field<Box<str>>)]>, String> {
+    fn headers(&self, hs: &[HeaderValue]) -> Result<HeaderSets, String> {
         hs.iter()
             .map(|h| Ok((h.name.as_str().into(), self.string_field(&h.value)?)))
             .collect()
@@ -316,7 +325,11 @@ impl Compiler<'_> {
                 headers: self.headers(&s.headers)?,
             },
             PolicyKind::TimeoutRetry(t) => CompiledKind::TimeoutRetry {
-                timeout_ms: t.timeout_ms.as_ref().map(|b| self.field(b, |x| x)).transpose()?,
+                timeout_ms: t
+                    .timeout_ms
+                    .as_ref()
+                    .map(|b| self.field(b, |x| x))
+                    .transpose()?,
                 retry_attempts: t
                     .retry_attempts
                     .as_ref()
@@ -365,7 +378,12 @@ impl CompiledConfig {
             let m = &r.matcher;
             routes.push(CompiledRoute {
                 id: r.id.as_str().into(),
-                product: index_of(cfg.products.iter().map(|p| p.name.as_str()), &r.product, "product").map_err(at)?,
+                product: index_of(
+                    cfg.products.iter().map(|p| p.name.as_str()),
+                    &r.product,
+                    "product",
+                )
+                .map_err(at)?,
                 host: match m.host.as_deref() {
                     None => HostMatch::Any,
                     Some(h) => match h.strip_prefix('*') {
@@ -374,14 +392,22 @@ impl CompiledConfig {
                     },
                 },
                 path: m.path.clone(),
-                methods: m.methods.iter().fold(0, |acc, x| acc | method_bit(x.as_str())),
+                methods: m
+                    .methods
+                    .iter()
+                    .fold(0, |acc, x| acc | method_bit(x.as_str())),
                 headers: m
                     .headers
                     .iter()
                     .map(CompiledHeaderMatch::compile)
                     .collect::<Result<_, _>>()
                     .map_err(at)?,
-                upstream: index_of(cfg.upstreams.iter().map(|u| u.name.as_str()), &r.upstream, "upstream").map_err(at)?,
+                upstream: index_of(
+                    cfg.upstreams.iter().map(|u| u.name.as_str()),
+                    &r.upstream,
+                    "upstream",
+                )
+                .map_err(at)?,
                 policies: r
                     .policies
                     .iter()
@@ -392,13 +418,13 @@ impl CompiledConfig {
         }
         let mut by_host: HashMap<Box<str>, Box<[u32]>> = HashMap::new();
         for r in &routes {
-            if let HostMatch::Exact(h) = &r.host {
-                if !by_host.contains_key(h) {
-                    let list = (0..routes.len() as u32)
-                        .filter(|&j| routes[j as usize].host.matches(h))
-                        .collect();
-                    by_host.insert(h.clone(), list);
-                }
+            if let HostMatch::Exact(h) = &r.host
+                && !by_host.contains_key(h)
+            {
+                let list = (0..routes.len() as u32)
+                    .filter(|&j| routes[j as usize].host.matches(h))
+                    .collect();
+                by_host.insert(h.clone(), list);
             }
         }
         let other_hosts = (0..routes.len() as u32)
@@ -406,8 +432,16 @@ impl CompiledConfig {
             .collect();
         Ok(CompiledConfig {
             tenant_header: cfg.settings.tenant_header.as_str().into(),
-            products: cfg.products.iter().map(|p| p.name.as_str().into()).collect(),
-            upstreams: cfg.upstreams.iter().map(|u| u.name.as_str().into()).collect(),
+            products: cfg
+                .products
+                .iter()
+                .map(|p| p.name.as_str().into())
+                .collect(),
+            upstreams: cfg
+                .upstreams
+                .iter()
+                .map(|u| u.name.as_str().into())
+                .collect(),
             routes: routes.into(),
             by_host,
             other_hosts,
@@ -464,7 +498,10 @@ impl CompiledConfig {
         out: &mut SmallVec<[HeaderEdit<'a>; 4]>,
     ) {
         for (name, value) in &edits.set {
-            out.push(HeaderEdit::Set(name, self.get::<Box<str>>(value, ctx, seen)));
+            out.push(HeaderEdit::Set(
+                name,
+                self.get::<Box<str>>(value, ctx, seen),
+            ));
         }
         out.extend(edits.remove.iter().map(|n| HeaderEdit::Remove(n)));
     }

@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use rampart_model::flag::{Condition, Flag, Op};
 use rampart_model::Attribute;
+use rampart_model::flag::{Condition, Flag, Op};
 use serde_json::Value;
 
 use crate::bucket;
@@ -174,11 +174,17 @@ fn compile_condition(c: &Condition) -> Result<CompiledCondition, String> {
         ),
         Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
             let v = one()?;
-            Test::Number(cmp(c.op), v.parse().map_err(|_| format!("`{v}` is not a number"))?)
+            Test::Number(
+                cmp(c.op),
+                v.parse().map_err(|_| format!("`{v}` is not a number"))?,
+            )
         }
         Op::SemverGte | Op::SemverLt => {
             let v = one()?;
-            Test::Semver(cmp(c.op), semver::Version::parse(v).map_err(|e| e.to_string())?)
+            Test::Semver(
+                cmp(c.op),
+                semver::Version::parse(v).map_err(|e| e.to_string())?,
+            )
         }
     };
     Ok(CompiledCondition {

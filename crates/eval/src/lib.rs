@@ -17,7 +17,9 @@ mod flags;
 pub mod request;
 
 use rampart_model::snapshot::StageScope;
-use rampart_model::validate::{ValidationError, ValidationErrors, validate_runnable, validate_scope};
+use rampart_model::validate::{
+    ValidationError, ValidationErrors, validate_runnable, validate_scope,
+};
 use rampart_model::{Attribute, ContentHash, Snapshot};
 use serde_json::Value;
 
@@ -111,7 +113,11 @@ impl Evaluator {
         let baseline = compile(&mut errors, "config.".into(), snapshot.config());
         let mut rollouts = Vec::new();
         for (i, r) in snapshot.rollouts().iter().enumerate() {
-            let config = compile(&mut errors, format!("rollouts[{i}].candidate."), &r.candidate);
+            let config = compile(
+                &mut errors,
+                format!("rollouts[{i}].candidate."),
+                &r.candidate,
+            );
             if let Err(e) = validate_scope(&format!("rollouts[{i}].scope"), &r.scope) {
                 errors.extend(e.0);
             }
@@ -184,8 +190,8 @@ impl Evaluator {
                 route: None,
                 product: None,
             };
-            let key = sticky_key(&r.sticky_key, &ctx)
-                .unwrap_or_else(|| StickyKey::ip(meta.client_ip));
+            let key =
+                sticky_key(&r.sticky_key, &ctx).unwrap_or_else(|| StickyKey::ip(meta.client_ip));
             if bucket::bucket(&r.salt, key.as_bytes()) < r.threshold {
                 return Cohort::Candidate(i);
             }
@@ -213,7 +219,12 @@ impl Evaluator {
 
     /// The value of a flag for a request, outside any route (the `route` and `product`
     /// attributes are absent). `id` must come from [`Evaluator::flag_id`] with the same cohort.
-    pub fn flag_value<'a>(&'a self, cohort: Cohort, id: FlagId, meta: &'a RequestMeta<'a>) -> &'a Value {
+    pub fn flag_value<'a>(
+        &'a self,
+        cohort: Cohort,
+        id: FlagId,
+        meta: &'a RequestMeta<'a>,
+    ) -> &'a Value {
         self.config(cohort).flag_value(id.0, meta)
     }
 }

@@ -80,95 +80,232 @@ fn evaluator(cfg: Config) -> Evaluator {
 #[test]
 fn routes_by_host_path_method_and_header() {
     let ev = evaluator(example());
-    let route = |r: Req| r.with(|m| ev.evaluate(m, Cohort::Baseline).route.map(|r| r.id.to_owned()));
-    assert_eq!(route(req("GET", "jira.example.com", "/rest/api/2/issue")).as_deref(), Some("jira-rest"));
-    assert_eq!(route(req("GET", "JIRA.example.com:443", "/browse/X-1")).as_deref(), Some("jira-web"));
-    assert_eq!(route(req("PATCH", "jira.example.com", "/rest/export/x")).as_deref(), Some("jira-web"));
-    assert_eq!(route(req("GET", "acme.atlassian-wiki.example.com", "/robots.txt")).as_deref(), Some("confluence-robots"));
-    assert_eq!(route(req("GET", "acme.atlassian-wiki.example.com", "/robots.txt.bak")).as_deref(), None);
-    assert_eq!(route(req("GET", "atlassian-wiki.example.com", "/wiki/")).as_deref(), None, "the bare suffix is not a subdomain");
+    let route = |r: Req| {
+        r.with(|m| {
+            ev.evaluate(m, Cohort::Baseline)
+                .route
+                .map(|r| r.id.to_owned())
+        })
+    };
     assert_eq!(
-        route(req("GET", "a.atlassian-wiki.example.com", "/wiki/beta/x").header("x-beta", "0")).as_deref(),
+        route(req("GET", "jira.example.com", "/rest/api/2/issue")).as_deref(),
+        Some("jira-rest")
+    );
+    assert_eq!(
+        route(req("GET", "JIRA.example.com:443", "/browse/X-1")).as_deref(),
+        Some("jira-web")
+    );
+    assert_eq!(
+        route(req("PATCH", "jira.example.com", "/rest/export/x")).as_deref(),
+        Some("jira-web")
+    );
+    assert_eq!(
+        route(req("GET", "acme.atlassian-wiki.example.com", "/robots.txt")).as_deref(),
+        Some("confluence-robots")
+    );
+    assert_eq!(
+        route(req(
+            "GET",
+            "acme.atlassian-wiki.example.com",
+            "/robots.txt.bak"
+        ))
+        .as_deref(),
+        None
+    );
+    assert_eq!(
+        route(req("GET", "atlassian-wiki.example.com", "/wiki/")).as_deref(),
+        None,
+        "the bare suffix is not a subdomain"
+    );
+    assert_eq!(
+        route(req("GET", "a.atlassian-wiki.example.com", "/wiki/beta/x").header("x-beta", "0"))
+            .as_deref(),
         Some("confluence-beta")
     );
-    assert_eq!(route(req("GET", "a.atlassian-wiki.example.com", "/wiki/beta/x")).as_deref(), Some("confluence-web"));
     assert_eq!(
-        route(req("POST", "bitbucket.example.com", "/scm/p/r.git").header("User-Agent", "git/2.43.0")).as_deref(),
+        route(req("GET", "a.atlassian-wiki.example.com", "/wiki/beta/x")).as_deref(),
+        Some("confluence-web")
+    );
+    assert_eq!(
+        route(
+            req("POST", "bitbucket.example.com", "/scm/p/r.git").header("User-Agent", "git/2.43.0")
+        )
+        .as_deref(),
         Some("bitbucket-git")
     );
-    assert_eq!(route(req("POST", "bitbucket.example.com", "/scm/p/r.git").header("user-agent", "curl/8")).as_deref(), None);
-    let none = req("GET", "unknown.example.com", "/").with(|m| s(&ev.evaluate(m, Cohort::Baseline).outcome));
-    assert_eq!(none, s(&Outcome::Deny { status: 404, reason: DenyReason::NoRoute, policy: None }));
+    assert_eq!(
+        route(req("POST", "bitbucket.example.com", "/scm/p/r.git").header("user-agent", "curl/8"))
+            .as_deref(),
+        None
+    );
+    let none = req("GET", "unknown.example.com", "/")
+        .with(|m| s(&ev.evaluate(m, Cohort::Baseline).outcome));
+    assert_eq!(
+        none,
+        s(&Outcome::Deny {
+            status: 404,
+            reason: DenyReason::NoRoute,
+            policy: None
+        })
+    );
 }
 
 #[test]
 fn access_policy_by_cidr_tenant_and_flag_default() {
     let ev = evaluator(example());
     let outcome = |r: Req| r.with(|m| s(&ev.evaluate(m, Cohort::Baseline).outcome));
-    let denied = |policy: &'static str, status| s(&Outcome::Deny { status, reason: DenyReason::Access, policy: Some(policy) });
+    let denied = |policy: &'static str, status| {
+        s(&Outcome::Deny {
+            status,
+            reason: DenyReason::Access,
+            policy: Some(policy),
+        })
+    };
     let allow = s(&Outcome::Allow);
-    assert_eq!(outcome(req("GET", "bitbucket.example.com", "/").ip("203.0.113.9")), denied("block-abusers", 403));
-    assert_eq!(outcome(req("GET", "bitbucket.example.com", "/").ip("2001:db8:bad::1")), denied("block-abusers", 403));
-    assert_eq!(outcome(req("GET", "bitbucket.example.com", "/").header("x-tenant-id", "banned-corp")), denied("block-abusers", 403));
+    assert_eq!(
+        outcome(req("GET", "bitbucket.example.com", "/").ip("203.0.113.9")),
+        denied("block-abusers", 403)
+    );
+    assert_eq!(
+        outcome(req("GET", "bitbucket.example.com", "/").ip("2001:db8:bad::1")),
+        denied("block-abusers", 403)
+    );
+    assert_eq!(
+        outcome(req("GET", "bitbucket.example.com", "/").header("x-tenant-id", "banned-corp")),
+        denied("block-abusers", 403)
+    );
     assert_eq!(outcome(req("GET", "bitbucket.example.com", "/")), allow);
     // office-only: the office range is allowed; others get the flag's default (deny, 404).
-    assert_eq!(outcome(req("GET", "bitbucket.example.com", "/admin/x").ip("10.1.2.3")), allow);
-    assert_eq!(outcome(req("GET", "bitbucket.example.com", "/admin/x")), denied("office-only", 404));
+    assert_eq!(
+        outcome(req("GET", "bitbucket.example.com", "/admin/x").ip("10.1.2.3")),
+        allow
+    );
+    assert_eq!(
+        outcome(req("GET", "bitbucket.example.com", "/admin/x")),
+        denied("office-only", 404)
+    );
     let mut cfg = example();
-    cfg.flags.iter_mut().find(|f| f.name == "internal-access-default").unwrap().default = json!("allow");
+    cfg.flags
+        .iter_mut()
+        .find(|f| f.name == "internal-access-default")
+        .unwrap()
+        .default = json!("allow");
     let ev = evaluator(cfg);
     let d = req("GET", "bitbucket.example.com", "/admin/x").with(|m| {
         let d = ev.evaluate(m, Cohort::Baseline);
-        (s(&d.outcome), d.flags.iter().map(|f| (f.name.to_owned(), f.value.clone())).collect::<Vec<_>>())
+        (
+            s(&d.outcome),
+            d.flags
+                .iter()
+                .map(|f| (f.name.to_owned(), f.value.clone()))
+                .collect::<Vec<_>>(),
+        )
     });
     assert_eq!(d.0, s(&Outcome::Allow));
-    assert_eq!(d.1, vec![("internal-access-default".to_owned(), json!("allow"))]);
+    assert_eq!(
+        d.1,
+        vec![("internal-access-default".to_owned(), json!("allow"))]
+    );
 }
 
 #[test]
 fn api_key_auth_checks_the_hash_and_sets_the_tenant() {
     let ev = evaluator(example());
-    let eval = |r: Req| r.with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
-        (s(&d.outcome), d.tenant.map(str::to_owned))
-    });
+    let eval = |r: Req| {
+        r.with(|m| {
+            let d = ev.evaluate(m, Cohort::Baseline);
+            (s(&d.outcome), d.tenant.map(str::to_owned))
+        })
+    };
     let missing = eval(req("GET", "jira.example.com", "/rest/api/2/issue"));
-    assert_eq!(missing.0, s(&Outcome::Deny { status: 401, reason: DenyReason::MissingCredentials, policy: Some("jira-api-key") }));
-    let wrong = eval(req("GET", "jira.example.com", "/rest/api/2/issue").header("x-api-key", "guess"));
-    assert_eq!(wrong.0, s(&Outcome::Deny { status: 401, reason: DenyReason::InvalidCredentials, policy: Some("jira-api-key") }));
-    let ok = eval(req("GET", "jira.example.com", "/rest/api/2/issue").header("x-api-key", JIRA_KEY).header("x-tenant-id", "spoofed"));
-    assert_eq!(ok, (s(&Outcome::Allow), Some("acme".to_owned())), "the key's tenant overrides the header");
+    assert_eq!(
+        missing.0,
+        s(&Outcome::Deny {
+            status: 401,
+            reason: DenyReason::MissingCredentials,
+            policy: Some("jira-api-key")
+        })
+    );
+    let wrong =
+        eval(req("GET", "jira.example.com", "/rest/api/2/issue").header("x-api-key", "guess"));
+    assert_eq!(
+        wrong.0,
+        s(&Outcome::Deny {
+            status: 401,
+            reason: DenyReason::InvalidCredentials,
+            policy: Some("jira-api-key")
+        })
+    );
+    let ok = eval(
+        req("GET", "jira.example.com", "/rest/api/2/issue")
+            .header("x-api-key", JIRA_KEY)
+            .header("x-tenant-id", "spoofed"),
+    );
+    assert_eq!(
+        ok,
+        (s(&Outcome::Allow), Some("acme".to_owned())),
+        "the key's tenant overrides the header"
+    );
 }
 
 #[test]
 fn rate_limit_values_come_from_targeted_flag_rules() {
     let ev = evaluator(example());
-    let limits = |r: Req| r.with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
-        d.rate_limits.iter().map(|l| (l.policy.to_owned(), l.per_second, l.burst, format!("{:?}", l.key))).collect::<Vec<_>>()
-    });
+    let limits = |r: Req| {
+        r.with(|m| {
+            let d = ev.evaluate(m, Cohort::Baseline);
+            d.rate_limits
+                .iter()
+                .map(|l| {
+                    (
+                        l.policy.to_owned(),
+                        l.per_second,
+                        l.burst,
+                        format!("{:?}", l.key),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+    };
     let base = req("GET", "bitbucket.example.com", "/rest/api/1.0/projects")
         .header("x-api-key", "bitbucket-mirror-demo-key")
         .header("x-tenant-id", "initech");
-    assert_eq!(limits(base), vec![("api-rate-limit".into(), 200, 400, "Tenant(\"initech\")".into())]);
+    assert_eq!(
+        limits(base),
+        vec![(
+            "api-rate-limit".into(),
+            200,
+            400,
+            "Tenant(\"initech\")".into()
+        )]
+    );
     let enterprise = req("GET", "bitbucket.example.com", "/rest/api/1.0/projects")
         .header("x-api-key", "bitbucket-mirror-demo-key")
         .header("x-plan", "enterprise");
     let l = limits(enterprise);
     assert_eq!(l[0].1, 2000);
-    assert!(l[0].3.starts_with("ClientIp"), "no tenant: keyed by client IP, got {}", l[0].3);
+    assert!(
+        l[0].3.starts_with("ClientIp"),
+        "no tenant: keyed by client IP, got {}",
+        l[0].3
+    );
     // acme and globex: half of them by sticky bucket (the bucket of each is fixed).
-    let acme = req("GET", "bitbucket.example.com", "/rest/api/1.0/x").header("x-api-key", "bitbucket-pipelines-demo-key");
+    let acme = req("GET", "bitbucket.example.com", "/rest/api/1.0/x")
+        .header("x-api-key", "bitbucket-pipelines-demo-key");
     let rate = limits(acme)[0].1;
     assert!(rate == 400 || rate == 200);
-    let again = req("GET", "bitbucket.example.com", "/rest/api/1.0/x").header("x-api-key", "bitbucket-pipelines-demo-key");
+    let again = req("GET", "bitbucket.example.com", "/rest/api/1.0/x")
+        .header("x-api-key", "bitbucket-pipelines-demo-key");
     assert_eq!(limits(again)[0].1, rate, "sticky");
     let keyed = req("GET", "bitbucket.example.com", "/scm/x")
         .header("user-agent", "git/2.1")
         .header("x-api-key", "bitbucket-mirror-demo-key");
     keyed.with(|m| {
         let d = ev.evaluate(m, Cohort::Baseline);
-        assert_eq!(d.rate_limits[0].key, LimitKey::Header("bitbucket-mirror-demo-key"));
+        assert_eq!(
+            d.rate_limits[0].key,
+            LimitKey::Header("bitbucket-mirror-demo-key")
+        );
         assert_eq!((d.timeout_ms, d.retry_attempts), (Some(120_000), Some(1)));
     });
 }
@@ -179,33 +316,69 @@ fn header_rules_static_responses_and_timeouts() {
     req("GET", "x.atlassian-wiki.example.com", "/wiki/spaces").with(|m| {
         let d = ev.evaluate(m, Cohort::Baseline);
         assert_eq!(d.outcome, Outcome::Allow);
-        assert_eq!(d.request_headers.as_slice(), &[HeaderEdit::Set("x-rampart-edge", "1"), HeaderEdit::Remove("x-debug")]);
-        assert!(d.response_headers.contains(&HeaderEdit::Set("x-banner", "")));
+        assert_eq!(
+            d.request_headers.as_slice(),
+            &[
+                HeaderEdit::Set("x-rampart-edge", "1"),
+                HeaderEdit::Remove("x-debug")
+            ]
+        );
+        assert!(
+            d.response_headers
+                .contains(&HeaderEdit::Set("x-banner", ""))
+        );
         assert!(d.response_headers.contains(&HeaderEdit::Remove("server")));
     });
-    let eu = Req { gw: gateway("eu-1"), ..req("GET", "x.atlassian-wiki.example.com", "/wiki/spaces") };
+    let eu = Req {
+        gw: gateway("eu-1"),
+        ..req("GET", "x.atlassian-wiki.example.com", "/wiki/spaces")
+    };
     eu.with(|m| {
         let d = ev.evaluate(m, Cohort::Baseline);
-        assert!(d.response_headers.contains(&HeaderEdit::Set("x-banner", "Scheduled maintenance Sunday 02:00 UTC")));
+        assert!(d.response_headers.contains(&HeaderEdit::Set(
+            "x-banner",
+            "Scheduled maintenance Sunday 02:00 UTC"
+        )));
     });
     req("GET", "a.atlassian-wiki.example.com", "/robots.txt").with(|m| {
         let d = ev.evaluate(m, Cohort::Baseline);
-        assert!(matches!(d.outcome, Outcome::Static { status: 200, policy: "robots", .. }));
+        assert!(matches!(
+            d.outcome,
+            Outcome::Static {
+                status: 200,
+                policy: "robots",
+                ..
+            }
+        ));
     });
     req("GET", "jira.example.com", "/rest/export/all").with(|m| {
         let d = ev.evaluate(m, Cohort::Baseline);
-        assert_eq!(d.outcome, Outcome::Deny { status: 401, reason: DenyReason::MissingCredentials, policy: Some("jira-api-key") });
+        assert_eq!(
+            d.outcome,
+            Outcome::Deny {
+                status: 401,
+                reason: DenyReason::MissingCredentials,
+                policy: Some("jira-api-key")
+            }
+        );
     });
-    req("GET", "jira.example.com", "/rest/export/all").header("x-api-key", JIRA_KEY).with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
-        assert_eq!((d.timeout_ms, d.retry_attempts), (Some(60_000), Some(0)));
-    });
+    req("GET", "jira.example.com", "/rest/export/all")
+        .header("x-api-key", JIRA_KEY)
+        .with(|m| {
+            let d = ev.evaluate(m, Cohort::Baseline);
+            assert_eq!((d.timeout_ms, d.retry_attempts), (Some(60_000), Some(0)));
+        });
     // The maintenance page is off until its flag is on.
-    req("GET", "jira.example.com", "/browse/X-1").with(|m| assert_eq!(ev.evaluate(m, Cohort::Baseline).outcome, Outcome::Allow));
+    req("GET", "jira.example.com", "/browse/X-1")
+        .with(|m| assert_eq!(ev.evaluate(m, Cohort::Baseline).outcome, Outcome::Allow));
 }
 
 fn maintenance_on(mut cfg: Config) -> Config {
-    cfg.flags.iter_mut().find(|f| f.name == "jira-maintenance").unwrap().default = json!(true);
+    cfg.flags
+        .iter_mut()
+        .find(|f| f.name == "jira-maintenance")
+        .unwrap()
+        .default = json!(true);
     cfg
 }
 
@@ -218,20 +391,43 @@ fn cohorts_split_by_scope_and_sticky_bucket() {
         scope,
         candidate: maintenance_on(example()),
     };
-    let all = |percent| StageScope { cells: vec![], gateways: vec![], percent };
+    let all = |percent| StageScope {
+        cells: vec![],
+        gateways: vec![],
+        percent,
+    };
     let ev = Evaluator::compile(&Snapshot::new(example(), vec![rollout(all(100.0))])).unwrap();
     let r = req("GET", "jira.example.com", "/browse/X-1").header("x-tenant-id", "acme");
     r.with(|m| {
         assert_eq!(ev.cohort(m), Cohort::Candidate(0));
         assert_eq!(ev.rollout_id(Cohort::Candidate(0)), Some("r1"));
         let d = ev.evaluate(m, Cohort::Candidate(0));
-        assert!(matches!(d.outcome, Outcome::Static { status: 503, policy: "jira-maintenance-page", .. }), "{:?}", d.outcome);
+        assert!(
+            matches!(
+                d.outcome,
+                Outcome::Static {
+                    status: 503,
+                    policy: "jira-maintenance-page",
+                    ..
+                }
+            ),
+            "{:?}",
+            d.outcome
+        );
         assert_eq!(ev.evaluate(m, Cohort::Baseline).outcome, Outcome::Allow);
     });
     // Out of scope by cell, by gateway id, or at 0%.
     for scope in [
-        StageScope { cells: vec!["eu-1".into()], gateways: vec![], percent: 100.0 },
-        StageScope { cells: vec![], gateways: vec!["gw-other".into()], percent: 100.0 },
+        StageScope {
+            cells: vec!["eu-1".into()],
+            gateways: vec![],
+            percent: 100.0,
+        },
+        StageScope {
+            cells: vec![],
+            gateways: vec!["gw-other".into()],
+            percent: 100.0,
+        },
         all(0.0),
     ] {
         let ev = Evaluator::compile(&Snapshot::new(example(), vec![rollout(scope)])).unwrap();
@@ -241,13 +437,24 @@ fn cohorts_split_by_scope_and_sticky_bucket() {
     let ev = Evaluator::compile(&Snapshot::new(example(), vec![rollout(all(20.0))])).unwrap();
     let tenants: Vec<String> = (0..2000).map(|i| format!("tenant-{i}")).collect();
     let inside = |ev: &Evaluator| -> Vec<bool> {
-        tenants.iter().map(|t| {
-            let headers = [("x-tenant-id", t.as_str())];
-            let h = HeaderList(&headers);
-            let gw = gateway("us-1");
-            let m = RequestMeta { method: "GET", host: "jira.example.com", path: "/", client_ip: "127.0.0.1".parse().unwrap(), headers: &h, attributes: &[], gateway: &gw };
-            ev.cohort(&m) != Cohort::Baseline
-        }).collect()
+        tenants
+            .iter()
+            .map(|t| {
+                let headers = [("x-tenant-id", t.as_str())];
+                let h = HeaderList(&headers);
+                let gw = gateway("us-1");
+                let m = RequestMeta {
+                    method: "GET",
+                    host: "jira.example.com",
+                    path: "/",
+                    client_ip: "127.0.0.1".parse().unwrap(),
+                    headers: &h,
+                    attributes: &[],
+                    gateway: &gw,
+                };
+                ev.cohort(&m) != Cohort::Baseline
+            })
+            .collect()
     };
     let first = inside(&ev);
     let n = first.iter().filter(|x| **x).count();
@@ -266,14 +473,24 @@ fn compile_refuses_invalid_candidates_and_reports_every_path() {
             id: "r".into(),
             salt: "s".into(),
             sticky_key: rampart_model::Attribute::Tenant,
-            scope: StageScope { cells: vec![], gateways: vec![], percent: 250.0 },
+            scope: StageScope {
+                cells: vec![],
+                gateways: vec![],
+                percent: 250.0,
+            },
             candidate: bad,
         }],
     );
     let err = Evaluator::compile(&snapshot).unwrap_err();
     let paths: Vec<&str> = err.errors.0.iter().map(|e| e.path.as_str()).collect();
-    assert!(paths.contains(&"rollouts[0].candidate.routes[0].upstream"), "{paths:?}");
-    assert!(paths.contains(&"rollouts[0].candidate.upstreams[0].timeouts.connect_ms"), "{paths:?}");
+    assert!(
+        paths.contains(&"rollouts[0].candidate.routes[0].upstream"),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"rollouts[0].candidate.upstreams[0].timeouts.connect_ms"),
+        "{paths:?}"
+    );
     assert!(paths.contains(&"rollouts[0].scope.percent"), "{paths:?}");
 }
 
@@ -302,7 +519,15 @@ fn flag_values_outside_routes() {
         let headers = [("x-tenant-id", t.as_str())];
         let h = HeaderList(&headers);
         let gw = gateway("us-1");
-        let m = RequestMeta { method: "GET", host: "h", path: "/", client_ip: "127.0.0.1".parse().unwrap(), headers: &h, attributes: &[], gateway: &gw };
+        let m = RequestMeta {
+            method: "GET",
+            host: "h",
+            path: "/",
+            client_ip: "127.0.0.1".parse().unwrap(),
+            headers: &h,
+            attributes: &[],
+            gateway: &gw,
+        };
         if ev.flag_value(Cohort::Baseline, id, &m)["backend"] == "v2" {
             v2 += 1;
         }

@@ -48,18 +48,18 @@ impl<T: Serialize> Serialize for Bindable<T> {
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Bindable<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(d)?;
-        if let serde_json::Value::Object(map) = &value {
-            if let Some(flag) = map.get("flag") {
-                if map.len() != 1 {
-                    return Err(D::Error::custom(
-                        "a flag binding is written `{ flag: <name> }` with no other keys",
-                    ));
-                }
-                return match flag {
-                    serde_json::Value::String(name) => Ok(Bindable::Flag(name.clone())),
-                    _ => Err(D::Error::custom("`flag` must be the name of a flag")),
-                };
+        if let serde_json::Value::Object(map) = &value
+            && let Some(flag) = map.get("flag")
+        {
+            if map.len() != 1 {
+                return Err(D::Error::custom(
+                    "a flag binding is written `{ flag: <name> }` with no other keys",
+                ));
             }
+            return match flag {
+                serde_json::Value::String(name) => Ok(Bindable::Flag(name.clone())),
+                _ => Err(D::Error::custom("`flag` must be the name of a flag")),
+            };
         }
         T::deserialize(value)
             .map(Bindable::Literal)

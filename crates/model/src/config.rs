@@ -117,7 +117,9 @@ pub enum LoadBalancing {
     RoundRobin,
     LeastLoaded,
     /// Requests with the same key go to the same endpoint while it is healthy.
-    ConsistentHash { key: RequestKey },
+    ConsistentHash {
+        key: RequestKey,
+    },
 }
 
 /// A per-request key: for rate limits and consistent hashing.
@@ -358,7 +360,10 @@ pub struct PolicyWire {
     id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     description: String,
-    #[serde(default = "enabled_default", skip_serializing_if = "is_enabled_literal")]
+    #[serde(
+        default = "enabled_default",
+        skip_serializing_if = "is_enabled_literal"
+    )]
     enabled: Bindable<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     access: Option<AccessPolicy>,
@@ -407,7 +412,11 @@ impl TryFrom<PolicyWire> for Policy {
             let found = if kinds.is_empty() {
                 "none".to_owned()
             } else {
-                kinds.iter().map(PolicyKind::name).collect::<Vec<_>>().join(" and ")
+                kinds
+                    .iter()
+                    .map(PolicyKind::name)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
             };
             return Err(PolicyKindError { id: w.id, found });
         }

@@ -264,7 +264,14 @@ mod tests {
     #[test]
     fn scalars_accept_numbers_and_refuse_lists() {
         let s: Vec<Scalar> = serde_json::from_str(r#"["a", 10, true]"#).unwrap();
-        assert_eq!(s, vec![Scalar("a".into()), Scalar("10".into()), Scalar("true".into())]);
+        assert_eq!(
+            s,
+            vec![
+                Scalar("a".into()),
+                Scalar("10".into()),
+                Scalar("true".into())
+            ]
+        );
         assert!(serde_json::from_str::<Scalar>("[1]").is_err());
     }
 }

@@ -131,7 +131,7 @@ pub struct Snapshot {
 /// The wire form of a snapshot, before its version and hash are checked.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SnapshotWire {
+struct SnapshotWire {
     format_version: u32,
     config: Config,
     #[serde(default)]
@@ -145,7 +145,10 @@ pub enum SnapshotError {
     #[error("snapshot is not valid JSON for this format: {0}")]
     Decode(#[from] crate::load::LoadError),
     #[error("snapshot format_version {found} is not one this build reads ({supported:?})")]
-    UnsupportedFormat { found: u32, supported: &'static [u32] },
+    UnsupportedFormat {
+        found: u64,
+        supported: &'static [u32],
+    },
     #[error("snapshot hash mismatch: it says {declared}, its content hashes to {actual}")]
     HashMismatch {
         declared: ContentHash,
@@ -166,9 +169,12 @@ impl Snapshot {
     }
 
     /// Read a snapshot from JSON, checking its format version and hash.
+    ///
+    /// The hash is checked over the canonical form of the JSON as received, not as this
+    /// version would write it back, so a snapshot from an older version verifies even when
+    /// later versions have added fields.
     pub fn from_json(json: &str) -> Result<Snapshot, SnapshotError> {
-        let wire: SnapshotWire = crate::load::from_json(json)?;
-        Snapshot::try_from(wire)
+        Snapshot::try_from(crate::load::from_json::<Value>(json)?)
     }
 
     /// The snapshot as pretty JSON.
@@ -190,28 +196,41 @@ impl Snapshot {
     }
 }
 
-impl TryFrom<SnapshotWire> for Snapshot {
+impl TryFrom<Value> for Snapshot {
     type Error = SnapshotError;
 
-    fn try_from(w: SnapshotWire) -> Result<Self, Self::Error> {
-        if !SUPPORTED_FORMATS.contains(&w.format_version) {
+    fn try_from(mut value: Value) -> Result<Self, Self::Error> {
+        // The version decides how to read the rest, so it is checked first.
+        if let Some(found) = value.get("format_version").and_then(Value::as_u64)
+            && !SUPPORTED_FORMATS.iter().any(|&v| u64::from(v) == found)
+        {
             return Err(SnapshotError::UnsupportedFormat {
-                found: w.format_version,
+                found,
                 supported: SUPPORTED_FORMATS,
             });
         }
-        let actual = content_hash(w.format_version, &w.config, &w.rollouts);
-        if actual != w.hash {
+        let declared = value.as_object_mut().and_then(|m| m.remove("hash"));
+        let mut canonical = String::with_capacity(16 * 1024);
+        canonical_json(&value, &mut canonical);
+        let actual = ContentHash(Sha256::digest(canonical.as_bytes()).into());
+        if let Some(declared) = declared {
+            value
+                .as_object_mut()
+                .expect("an object, since it had a hash")
+                .insert("hash".to_owned(), declared);
+        }
+        let wire: SnapshotWire = crate::load::from_value(value)?;
+        if actual != wire.hash {
             return Err(SnapshotError::HashMismatch {
-                declared: w.hash,
+                declared: wire.hash,
                 actual,
             });
         }
         Ok(Snapshot {
-            format_version: w.format_version,
-            config: w.config,
-            rollouts: w.rollouts,
-            hash: w.hash,
+            format_version: wire.format_version,
+            config: wire.config,
+            rollouts: wire.rollouts,
+            hash: wire.hash,
         })
     }
 }
@@ -265,8 +284,8 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_at_every_depth() {
-        let v: Value = serde_json::from_str(r#"{"b":1,"a":{"d":[1,{"z":0,"y":"s"}],"c":null}}"#)
-            .unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"d":[1,{"z":0,"y":"s"}],"c":null}}"#).unwrap();
         let mut out = String::new();
         canonical_json(&v, &mut out);
         assert_eq!(out, r#"{"a":{"c":null,"d":[1,{"y":"s","z":0}]},"b":1}"#);

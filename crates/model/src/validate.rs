@@ -162,12 +162,16 @@ pub fn reachable_values(flag: &Flag) -> Vec<(&Value, String)> {
     let mut out = Vec::new();
     for (j, rule) in flag.rules.iter().enumerate() {
         out.push((&rule.value, rule_origin(flag, j)));
-        let all = rule.when.is_empty() && rule.percentage.as_ref().is_none_or(|p| p.percent >= 100.0);
+        let all =
+            rule.when.is_empty() && rule.percentage.as_ref().is_none_or(|p| p.percent >= 100.0);
         if all {
             return out;
         }
     }
-    out.push((&flag.default, format!("the default of flag `{}`", flag.name)));
+    out.push((
+        &flag.default,
+        format!("the default of flag `{}`", flag.name),
+    ));
     out
 }
 
@@ -215,9 +219,21 @@ impl<'a> Validator<'a> {
         self.limit("flags", cfg.flags.len(), LIMITS.max_flags);
         self.header_name("settings.tenant_header", &cfg.settings.tenant_header);
 
-        self.unique("products", cfg.products.iter().map(|p| p.name.as_str()), "product");
-        self.unique("upstreams", cfg.upstreams.iter().map(|u| u.name.as_str()), "upstream");
-        self.unique("policies", cfg.policies.iter().map(|p| p.id.as_str()), "policy");
+        self.unique(
+            "products",
+            cfg.products.iter().map(|p| p.name.as_str()),
+            "product",
+        );
+        self.unique(
+            "upstreams",
+            cfg.upstreams.iter().map(|u| u.name.as_str()),
+            "upstream",
+        );
+        self.unique(
+            "policies",
+            cfg.policies.iter().map(|p| p.id.as_str()),
+            "policy",
+        );
         self.unique("routes", cfg.routes.iter().map(|r| r.id.as_str()), "route");
         self.unique("flags", cfg.flags.iter().map(|f| f.name.as_str()), "flag");
 
@@ -247,7 +263,11 @@ impl<'a> Validator<'a> {
 
     fn limit(&mut self, path: &str, len: usize, max: usize) {
         if len > max {
-            self.err(path, Rule::Limit, format!("has {len} entries; the limit is {max}"));
+            self.err(
+                path,
+                Rule::Limit,
+                format!("has {len} entries; the limit is {max}"),
+            );
         }
     }
 
@@ -270,7 +290,11 @@ impl<'a> Validator<'a> {
             self.err(
                 path,
                 Rule::Limit,
-                format!("is {} bytes long; the limit is {}", s.len(), LIMITS.max_string),
+                format!(
+                    "is {} bytes long; the limit is {}",
+                    s.len(),
+                    LIMITS.max_string
+                ),
             );
             return false;
         }
@@ -283,8 +307,7 @@ impl<'a> Validator<'a> {
             return;
         }
         let ok = s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if !ok {
             self.err(
@@ -300,9 +323,9 @@ impl<'a> Validator<'a> {
             return;
         }
         let ok = !s.is_empty()
-            && s
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.!#$%&'*+^`|~".contains(&b));
+            && s.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.!#$%&'*+^`|~".contains(&b)
+            });
         if !ok {
             self.err(
                 path,
@@ -314,7 +337,11 @@ impl<'a> Validator<'a> {
 
     fn header_value(&mut self, path: &str, s: &str) {
         if self.string_len(path, s) && s.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-            self.err(path, Rule::Format, "a header value may not contain control characters");
+            self.err(
+                path,
+                Rule::Format,
+                "a header value may not contain control characters",
+            );
         }
     }
 
@@ -366,48 +393,93 @@ impl<'a> Validator<'a> {
         self.ident(&format!("{path}.name"), &f.name);
         self.string_len(&format!("{path}.owner"), &f.owner);
         if f.owner.trim().is_empty() {
-            self.err(format!("{path}.owner"), Rule::Format, "every flag needs an owner");
+            self.err(
+                format!("{path}.owner"),
+                Rule::Format,
+                "every flag needs an owner",
+            );
         }
-        self.limit(&format!("{path}.rules"), f.rules.len(), LIMITS.max_rules_per_flag);
+        self.limit(
+            &format!("{path}.rules"),
+            f.rules.len(),
+            LIMITS.max_rules_per_flag,
+        );
         let named = f.rules.iter().filter(|r| !r.name.is_empty());
-        self.unique(&format!("{path}.rules"), named.map(|r| r.name.as_str()), "rule");
+        self.unique(
+            &format!("{path}.rules"),
+            named.map(|r| r.name.as_str()),
+            "rule",
+        );
 
         let schema = match &f.schema {
             None => None,
             Some(s) => match jsonschema::validator_for(s) {
                 Ok(v) => Some(v),
                 Err(e) => {
-                    self.err(format!("{path}.schema"), Rule::Schema, format!("is not a valid JSON Schema: {e}"));
+                    self.err(
+                        format!("{path}.schema"),
+                        Rule::Schema,
+                        format!("is not a valid JSON Schema: {e}"),
+                    );
                     None
                 }
             },
         };
         let mut values = vec![(format!("{path}.default"), &f.default)];
-        values.extend(f.rules.iter().enumerate().map(|(j, r)| (format!("{path}.rules[{j}].value"), &r.value)));
+        values.extend(
+            f.rules
+                .iter()
+                .enumerate()
+                .map(|(j, r)| (format!("{path}.rules[{j}].value"), &r.value)),
+        );
         for (vpath, value) in values {
             if !f.kind.admits(value) {
                 self.err(
                     &vpath,
                     Rule::Schema,
-                    format!("flag `{}` is of type {}, but this value is {}", f.name, f.kind, crate::flag::json_kind(value)),
+                    format!(
+                        "flag `{}` is of type {}, but this value is {}",
+                        f.name,
+                        f.kind,
+                        crate::flag::json_kind(value)
+                    ),
                 );
                 continue;
             }
             let len = value.to_string().len();
             if len > LIMITS.max_flag_value_bytes {
-                self.err(&vpath, Rule::Limit, format!("is {len} bytes of JSON; the limit is {}", LIMITS.max_flag_value_bytes));
+                self.err(
+                    &vpath,
+                    Rule::Limit,
+                    format!(
+                        "is {len} bytes of JSON; the limit is {}",
+                        LIMITS.max_flag_value_bytes
+                    ),
+                );
             }
             if let Some(schema) = &schema {
                 for e in schema.iter_errors(value) {
                     let at = e.instance_path.to_string();
-                    let at = if at.is_empty() { String::new() } else { format!(" at {at}") };
-                    self.err(&vpath, Rule::Schema, format!("breaks the flag's schema{at}: {e}"));
+                    let at = if at.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" at {at}")
+                    };
+                    self.err(
+                        &vpath,
+                        Rule::Schema,
+                        format!("breaks the flag's schema{at}: {e}"),
+                    );
                 }
             }
         }
         for (j, rule) in f.rules.iter().enumerate() {
             let rpath = format!("{path}.rules[{j}]");
-            self.limit(&format!("{rpath}.when"), rule.when.len(), LIMITS.max_conditions_per_rule);
+            self.limit(
+                &format!("{rpath}.when"),
+                rule.when.len(),
+                LIMITS.max_conditions_per_rule,
+            );
             for (k, c) in rule.when.iter().enumerate() {
                 self.condition(&format!("{rpath}.when[{k}]"), c);
             }
@@ -416,7 +488,10 @@ impl<'a> Validator<'a> {
                     self.err(
                         format!("{rpath}.percentage.percent"),
                         Rule::Range,
-                        format!("{} is not a percentage from 0 to 100 in steps of 0.0001", p.percent),
+                        format!(
+                            "{} is not a percentage from 0 to 100 in steps of 0.0001",
+                            p.percent
+                        ),
                     );
                 }
                 self.attribute(&format!("{rpath}.percentage.by"), &p.by);
@@ -441,7 +516,11 @@ impl<'a> Validator<'a> {
             return;
         }
         if c.op.is_single_valued() && c.values.len() != 1 {
-            self.err(&vpath, Rule::Format, format!("operator {:?} takes exactly one value", c.op));
+            self.err(
+                &vpath,
+                Rule::Format,
+                format!("operator {:?} takes exactly one value", c.op),
+            );
         }
         for (k, s) in c.values.iter().enumerate() {
             let p = format!("{vpath}[{k}]");
@@ -456,7 +535,11 @@ impl<'a> Validator<'a> {
                 }
                 Op::SemverGte | Op::SemverLt => {
                     if let Err(e) = semver::Version::parse(&s.0) {
-                        self.err(p, Rule::Format, format!("`{}` is not a semantic version: {e}", s.0));
+                        self.err(
+                            p,
+                            Rule::Format,
+                            format!("`{}` is not a semantic version: {e}", s.0),
+                        );
                     }
                 }
                 Op::Matches => {
@@ -474,7 +557,11 @@ impl<'a> Validator<'a> {
         let epath = format!("{path}.endpoints");
         self.limit(&epath, u.endpoints.len(), LIMITS.max_endpoints_per_upstream);
         if u.endpoints.is_empty() {
-            self.err(&epath, Rule::Range, "an upstream needs at least one endpoint");
+            self.err(
+                &epath,
+                Rule::Range,
+                "an upstream needs at least one endpoint",
+            );
         }
         self.unique(&epath, u.endpoints.iter().map(String::as_str), "endpoint");
         for (k, e) in u.endpoints.iter().enumerate() {
@@ -486,10 +573,18 @@ impl<'a> Validator<'a> {
             key: crate::config::RequestKey::Header(h),
         } = &u.load_balancing
         {
-            self.header_name(&format!("{path}.load_balancing.consistent_hash.key.header"), h);
+            self.header_name(
+                &format!("{path}.load_balancing.consistent_hash.key.header"),
+                h,
+            );
         }
         let t = &u.timeouts;
-        self.range(&format!("{path}.timeouts.connect_ms"), t.connect_ms, 1, 60_000);
+        self.range(
+            &format!("{path}.timeouts.connect_ms"),
+            t.connect_ms,
+            1,
+            60_000,
+        );
         self.range(&format!("{path}.timeouts.read_ms"), t.read_ms, 1, 300_000);
         self.range(&format!("{path}.timeouts.total_ms"), t.total_ms, 1, 600_000);
         if t.connect_ms > t.total_ms || t.read_ms > t.total_ms {
@@ -499,19 +594,41 @@ impl<'a> Validator<'a> {
                 format!("{} is shorter than connect_ms or read_ms", t.total_ms),
             );
         }
-        self.range(&format!("{path}.retries.attempts"), u.retries.attempts, 0, 5);
+        self.range(
+            &format!("{path}.retries.attempts"),
+            u.retries.attempts,
+            0,
+            5,
+        );
         if let Some(h) = &u.health_check {
             let hp = format!("{path}.health_check");
             self.http_path(&format!("{hp}.path"), &h.path);
             self.range(&format!("{hp}.interval_ms"), h.interval_ms, 100, 300_000);
-            self.range(&format!("{hp}.timeout_ms"), h.timeout_ms, 1, h.interval_ms.max(1));
-            self.range(&format!("{hp}.healthy_threshold"), h.healthy_threshold, 1, 10);
-            self.range(&format!("{hp}.unhealthy_threshold"), h.unhealthy_threshold, 1, 10);
+            self.range(
+                &format!("{hp}.timeout_ms"),
+                h.timeout_ms,
+                1,
+                h.interval_ms.max(1),
+            );
+            self.range(
+                &format!("{hp}.healthy_threshold"),
+                h.healthy_threshold,
+                1,
+                10,
+            );
+            self.range(
+                &format!("{hp}.unhealthy_threshold"),
+                h.unhealthy_threshold,
+                1,
+                10,
+            );
         }
     }
 
     fn http_path(&mut self, path: &str, p: &str) {
-        if self.string_len(path, p) && (!p.starts_with('/') || p.bytes().any(|b| b <= b' ' || b == 0x7f)) {
+        if self.string_len(path, p)
+            && (!p.starts_with('/') || p.bytes().any(|b| b <= b' ' || b == 0x7f))
+        {
             self.err(path, Rule::Format, format!("`{p}` is not a path: it must start with `/` and contain no spaces or control characters"));
         }
     }
@@ -537,10 +654,18 @@ impl<'a> Validator<'a> {
 
     fn header_edits(&mut self, path: &str, sets: &[HeaderValue], removes: &[String]) {
         self.limit(path, sets.len() + removes.len(), LIMITS.max_header_edits);
-        self.unique(&format!("{path}.set"), sets.iter().map(|h| h.name.as_str()), "header");
+        self.unique(
+            &format!("{path}.set"),
+            sets.iter().map(|h| h.name.as_str()),
+            "header",
+        );
         for (k, h) in sets.iter().enumerate() {
             self.header_name(&format!("{path}.set[{k}].name"), &h.name);
-            self.bindable(&format!("{path}.set[{k}].value"), &h.value, &|s: &String| header_value_ok(s));
+            self.bindable(
+                &format!("{path}.set[{k}].value"),
+                &h.value,
+                &|s: &String| header_value_ok(s),
+            );
         }
         for (k, h) in removes.iter().enumerate() {
             self.header_name(&format!("{path}.remove[{k}]"), h);
@@ -554,8 +679,14 @@ impl<'a> Validator<'a> {
             PolicyKind::Access(a) => {
                 let ap = format!("{path}.access");
                 self.bindable(&format!("{ap}.default"), &a.default, &|_: &Action| Ok(()));
-                self.bindable(&format!("{ap}.deny_status"), &a.deny_status, &|s: &u16| in_range(*s, 400, 599));
-                self.limit(&format!("{ap}.rules"), a.rules.len(), LIMITS.max_access_rules);
+                self.bindable(&format!("{ap}.deny_status"), &a.deny_status, &|s: &u16| {
+                    in_range(*s, 400, 599)
+                });
+                self.limit(
+                    &format!("{ap}.rules"),
+                    a.rules.len(),
+                    LIMITS.max_access_rules,
+                );
                 for (k, r) in a.rules.iter().enumerate() {
                     let rp = format!("{ap}.rules[{k}]");
                     let entries = r.cidrs.len() + r.tenants.len() + r.headers.len();
@@ -573,20 +704,36 @@ impl<'a> Validator<'a> {
                 let kp = format!("{path}.auth.api_key");
                 self.header_name(&format!("{kp}.header"), &k.header);
                 self.limit(&format!("{kp}.keys"), k.keys.len(), LIMITS.max_api_keys);
-                self.unique(&format!("{kp}.keys"), k.keys.iter().map(|k| k.id.as_str()), "key id");
-                self.unique(&format!("{kp}.keys"), k.keys.iter().map(|k| k.sha256.as_str()), "key hash");
+                self.unique(
+                    &format!("{kp}.keys"),
+                    k.keys.iter().map(|k| k.id.as_str()),
+                    "key id",
+                );
+                self.unique(
+                    &format!("{kp}.keys"),
+                    k.keys.iter().map(|k| k.sha256.as_str()),
+                    "key hash",
+                );
                 for (i, key) in k.keys.iter().enumerate() {
                     self.ident(&format!("{kp}.keys[{i}].id"), &key.id);
                     let h = &key.sha256;
-                    if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                    if h.len() != 64
+                        || !h
+                            .bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                    {
                         self.err(format!("{kp}.keys[{i}].sha256"), Rule::Format, "must be the SHA-256 of the key as 64 lowercase hex digits; keys are never stored in clear");
                     }
                 }
             }
             PolicyKind::RateLimit(r) => {
                 let rp = format!("{path}.rate_limit");
-                self.bindable(&format!("{rp}.per_second"), &r.per_second, &|n: &u32| in_range(*n, 1, 1_000_000));
-                self.bindable(&format!("{rp}.burst"), &r.burst, &|n: &u32| in_range(*n, 1, 10_000_000));
+                self.bindable(&format!("{rp}.per_second"), &r.per_second, &|n: &u32| {
+                    in_range(*n, 1, 1_000_000)
+                });
+                self.bindable(&format!("{rp}.burst"), &r.burst, &|n: &u32| {
+                    in_range(*n, 1, 10_000_000)
+                });
                 if let crate::config::RequestKey::Header(h) = &r.key {
                     self.header_name(&format!("{rp}.key.header"), h);
                 }
@@ -599,10 +746,16 @@ impl<'a> Validator<'a> {
             }
             PolicyKind::StaticResponse(s) => {
                 let sp = format!("{path}.static_response");
-                self.bindable(&format!("{sp}.status"), &s.status, &|n: &u16| in_range(*n, 200, 599));
+                self.bindable(&format!("{sp}.status"), &s.status, &|n: &u16| {
+                    in_range(*n, 200, 599)
+                });
                 self.bindable(&format!("{sp}.body"), &s.body, &|b: &String| {
                     if b.len() > LIMITS.max_static_body {
-                        Err(format!("the body is {} bytes; the limit is {}", b.len(), LIMITS.max_static_body))
+                        Err(format!(
+                            "the body is {} bytes; the limit is {}",
+                            b.len(),
+                            LIMITS.max_static_body
+                        ))
                     } else {
                         Ok(())
                     }
@@ -613,10 +766,14 @@ impl<'a> Validator<'a> {
             PolicyKind::TimeoutRetry(t) => {
                 let tp = format!("{path}.timeout_retry");
                 if let Some(ms) = &t.timeout_ms {
-                    self.bindable(&format!("{tp}.timeout_ms"), ms, &|n: &u32| in_range(*n, 1, 600_000));
+                    self.bindable(&format!("{tp}.timeout_ms"), ms, &|n: &u32| {
+                        in_range(*n, 1, 600_000)
+                    });
                 }
                 if let Some(n) = &t.retry_attempts {
-                    self.bindable(&format!("{tp}.retry_attempts"), n, &|n: &u32| in_range(*n, 0, 5));
+                    self.bindable(&format!("{tp}.retry_attempts"), n, &|n: &u32| {
+                        in_range(*n, 0, 5)
+                    });
                 }
                 if t.timeout_ms.is_none() && t.retry_attempts.is_none() {
                     self.err(tp, Rule::Format, "set timeout_ms, retry_attempts or both");
@@ -629,22 +786,31 @@ impl<'a> Validator<'a> {
         let cfg = self.cfg;
         let products: HashSet<&str> = cfg.products.iter().map(|p| p.name.as_str()).collect();
         let upstreams: HashSet<&str> = cfg.upstreams.iter().map(|u| u.name.as_str()).collect();
-        let policies: HashMap<&str, &Policy> = cfg.policies.iter().map(|p| (p.id.as_str(), p)).collect();
+        let policies: HashMap<&str, &Policy> =
+            cfg.policies.iter().map(|p| (p.id.as_str(), p)).collect();
         let mut admitting: HashSet<&str> = HashSet::new();
         for (i, r) in cfg.routes.iter().enumerate() {
             let path = format!("routes[{i}]");
             self.ident(&format!("{path}.id"), &r.id);
             if !products.contains(r.product.as_str()) {
-                self.err(format!("{path}.product"), Rule::Reference, format!("no product is named `{}`", r.product));
+                self.err(
+                    format!("{path}.product"),
+                    Rule::Reference,
+                    format!("no product is named `{}`", r.product),
+                );
             }
             if !upstreams.contains(r.upstream.as_str()) {
-                self.err(format!("{path}.upstream"), Rule::Reference, format!("no upstream is named `{}`", r.upstream));
+                self.err(
+                    format!("{path}.upstream"),
+                    Rule::Reference,
+                    format!("no upstream is named `{}`", r.upstream),
+                );
             }
             let m = &r.matcher;
-            if let Some(host) = &m.host {
-                if let Err(msg) = host_ok(host) {
-                    self.err(format!("{path}.match.host"), Rule::Format, msg);
-                }
+            if let Some(host) = &m.host
+                && let Err(msg) = host_ok(host)
+            {
+                self.err(format!("{path}.match.host"), Rule::Format, msg);
             }
             match &m.path {
                 PathMatch::Prefix(p) => self.http_path(&format!("{path}.match.path.prefix"), p),
@@ -653,17 +819,33 @@ impl<'a> Validator<'a> {
             let mut methods = HashSet::new();
             for (k, method) in m.methods.iter().enumerate() {
                 if !methods.insert(method) {
-                    self.err(format!("{path}.match.methods[{k}]"), Rule::Duplicate, format!("duplicate method {}", method.as_str()));
+                    self.err(
+                        format!("{path}.match.methods[{k}]"),
+                        Rule::Duplicate,
+                        format!("duplicate method {}", method.as_str()),
+                    );
                 }
             }
             self.header_matches(&format!("{path}.match.headers"), &m.headers);
 
-            self.limit(&format!("{path}.policies"), r.policies.len(), LIMITS.max_policies_per_route);
-            self.unique(&format!("{path}.policies"), r.policies.iter().map(String::as_str), "policy");
+            self.limit(
+                &format!("{path}.policies"),
+                r.policies.len(),
+                LIMITS.max_policies_per_route,
+            );
+            self.unique(
+                &format!("{path}.policies"),
+                r.policies.iter().map(String::as_str),
+                "policy",
+            );
             let mut denies = false;
             for (k, pid) in r.policies.iter().enumerate() {
                 let Some(policy) = policies.get(pid.as_str()) else {
-                    self.err(format!("{path}.policies[{k}]"), Rule::Reference, format!("no policy has id `{pid}`"));
+                    self.err(
+                        format!("{path}.policies[{k}]"),
+                        Rule::Reference,
+                        format!("no policy has id `{pid}`"),
+                    );
                     continue;
                 };
                 if let Some(why) = self.denies_all(policy) {
@@ -703,9 +885,10 @@ impl<'a> Validator<'a> {
                 (!allows && self.always(default, |a| *a == Action::Deny))
                     .then(|| "its default is deny and no rule allows".to_owned())
             }
-            PolicyKind::Auth(AuthPolicy::ApiKey(k)) => {
-                k.keys.is_empty().then(|| "it accepts no API key".to_owned())
-            }
+            PolicyKind::Auth(AuthPolicy::ApiKey(k)) => k
+                .keys
+                .is_empty()
+                .then(|| "it accepts no API key".to_owned()),
             PolicyKind::StaticResponse(StaticResponse { status, .. }) => self
                 .always(status, |s| *s >= 400)
                 .then(|| "it answers every request with an error status".to_owned()),
@@ -737,9 +920,13 @@ fn in_range<T: PartialOrd + fmt::Display + Copy>(v: T, lo: T, hi: T) -> Result<(
     }
 }
 
-fn header_value_ok(s: &String) -> Result<(), String> {
+fn header_value_ok(s: &str) -> Result<(), String> {
     if s.len() > LIMITS.max_string {
-        return Err(format!("is {} bytes long; the limit is {}", s.len(), LIMITS.max_string));
+        return Err(format!(
+            "is {} bytes long; the limit is {}",
+            s.len(),
+            LIMITS.max_string
+        ));
     }
     if s.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return Err("a header value may not contain control characters".to_owned());
@@ -755,7 +942,10 @@ fn parse_endpoint(e: &str) -> Result<(), String> {
         Ok(p) if p > 0 => {}
         _ => return Err(format!("`{e}` has no valid port (1 to 65535)")),
     }
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     if host.parse::<IpAddr>().is_ok() {
         return Ok(());
     }
@@ -771,12 +961,16 @@ fn host_ok(h: &str) -> Result<(), String> {
             !label.is_empty()
                 && label.len() <= 63
                 && !label.starts_with('-')
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         });
     if ok {
         Ok(())
     } else {
-        Err(format!("`{h}` is not a lowercase host name (or `*.` and one)"))
+        Err(format!(
+            "`{h}` is not a lowercase host name (or `*.` and one)"
+        ))
     }
 }
 

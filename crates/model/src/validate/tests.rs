@@ -142,10 +142,16 @@ fn reference_rule() {
     assert_rejects(&c, Rule::Reference, "routes[0].product");
     assert_rejects(&c, Rule::Reference, "routes[0].policies[2]");
     assert_rejects(&c, Rule::Reference, "policies[0].rate_limit.per_second");
-    let d = DeclaredImpact { changed_percent: 0.0, denies_all: vec!["ghost-route".into()] };
+    let d = DeclaredImpact {
+        changed_percent: 0.0,
+        denies_all: vec!["ghost-route".into()],
+    };
     let errs = errors_declared(&base(), &d);
     assert_eq!(errs.len(), 1);
-    assert_eq!((errs[0].rule, errs[0].path.as_str()), (Rule::Reference, "declared_impact.denies_all[0]"));
+    assert_eq!(
+        (errs[0].rule, errs[0].path.as_str()),
+        (Rule::Reference, "declared_impact.denies_all[0]")
+    );
 }
 
 #[test]
@@ -161,15 +167,31 @@ fn range_rule_on_literals_and_on_every_flag_value() {
     c.flags[0].schema = None;
     c.flags[0].rules[0].value = serde_json::json!(0);
     let errs = errors(&c);
-    let e = errs.iter().find(|e| e.path == "policies[0].rate_limit.per_second").unwrap();
+    let e = errs
+        .iter()
+        .find(|e| e.path == "policies[0].rate_limit.per_second")
+        .unwrap();
     assert_eq!(e.rule, Rule::Range);
-    assert!(e.message.contains("rule `big` of flag `rate` is 0"), "{}", e.message);
+    assert!(
+        e.message.contains("rule `big` of flag `rate` is 0"),
+        "{}",
+        e.message
+    );
     let mut c = base();
-    c.flags[0].rules[0].percentage = Some(crate::flag::Percentage { percent: 100.5, by: Attribute::Tenant });
+    c.flags[0].rules[0].percentage = Some(crate::flag::Percentage {
+        percent: 100.5,
+        by: Attribute::Tenant,
+    });
     assert_rejects(&c, Rule::Range, "flags[0].rules[0].percentage.percent");
-    c.flags[0].rules[0].percentage = Some(crate::flag::Percentage { percent: 12.3456, by: Attribute::Tenant });
+    c.flags[0].rules[0].percentage = Some(crate::flag::Percentage {
+        percent: 12.3456,
+        by: Attribute::Tenant,
+    });
     assert_eq!(errors(&c), vec![]);
-    c.flags[0].rules[0].percentage = Some(crate::flag::Percentage { percent: 12.34567, by: Attribute::Tenant });
+    c.flags[0].rules[0].percentage = Some(crate::flag::Percentage {
+        percent: 12.34567,
+        by: Attribute::Tenant,
+    });
     assert_rejects(&c, Rule::Range, "flags[0].rules[0].percentage.percent");
 }
 
@@ -196,7 +218,9 @@ fn regex_rule() {
 #[test]
 fn limit_rule() {
     let mut c = base();
-    c.routes[1].policies = (0..=LIMITS.max_policies_per_route).map(|i| format!("p{i}")).collect();
+    c.routes[1].policies = (0..=LIMITS.max_policies_per_route)
+        .map(|i| format!("p{i}"))
+        .collect();
     assert_rejects(&c, Rule::Limit, "routes[1].policies");
     let mut c = base();
     c.products[0].description = String::new();
@@ -218,7 +242,11 @@ fn duplicate_rule() {
     assert_rejects(&c, Rule::Duplicate, "routes[0].policies[2]");
     let errs = errors(&c);
     let e = errs.iter().find(|e| e.path == "routes[2]").unwrap();
-    assert!(e.message.contains("already defined at routes[1]"), "{}", e.message);
+    assert!(
+        e.message.contains("already defined at routes[1]"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -250,11 +278,19 @@ fn format_rule() {
 #[test]
 fn api_keys_must_be_stored_hashed() {
     let mut c: Config = from_yaml(include_str!("../../../../examples/fleet.yaml")).unwrap();
-    let i = c.policies.iter().position(|p| p.id == "jira-api-key").unwrap();
+    let i = c
+        .policies
+        .iter()
+        .position(|p| p.id == "jira-api-key")
+        .unwrap();
     if let PolicyKind::Auth(AuthPolicy::ApiKey(k)) = &mut c.policies[i].kind {
         k.keys[0].sha256 = "jira-ci-demo-key".into();
     }
-    assert_rejects(&c, Rule::Format, &format!("policies[{i}].auth.api_key.keys[0].sha256"));
+    assert_rejects(
+        &c,
+        Rule::Format,
+        &format!("policies[{i}].auth.api_key.keys[0].sha256"),
+    );
 }
 
 #[test]
@@ -263,7 +299,10 @@ fn denies_all_rule() {
     let mut c = base();
     c.routes[0].policies.insert(0, "maint".into());
     assert_rejects(&c, Rule::DeniesAll, "routes[0].policies[0]");
-    let d = DeclaredImpact { changed_percent: 100.0, denies_all: vec!["rest".into()] };
+    let d = DeclaredImpact {
+        changed_percent: 100.0,
+        denies_all: vec!["rest".into()],
+    };
     assert_eq!(errors_declared(&c, &d), vec![]);
 
     // An access default driven by a flag: the erroneous value makes it deny all.
@@ -286,7 +325,8 @@ fn denies_all_rule() {
 
     // A policy disabled by a flag that is off everywhere does not deny anything.
     let mut c = base();
-    c.flags.push(from_yaml("{name: m, type: bool, default: false, risk: low, owner: o}").unwrap());
+    c.flags
+        .push(from_yaml("{name: m, type: bool, default: false, risk: low, owner: o}").unwrap());
     policy(&mut c, "maint").enabled = Bindable::Flag("m".into());
     c.routes[0].policies.insert(0, "maint".into());
     assert_eq!(errors(&c), vec![]);
@@ -295,7 +335,10 @@ fn denies_all_rule() {
 #[test]
 fn product_unreachable_rule() {
     let mut c = base();
-    c.products.push(crate::config::Product { name: "trello".into(), description: String::new() });
+    c.products.push(crate::config::Product {
+        name: "trello".into(),
+        description: String::new(),
+    });
     assert_rejects(&c, Rule::ProductUnreachable, "products[1]");
 
     // Declaring that both routes deny all is allowed per route, but the product still needs one.
@@ -303,13 +346,22 @@ fn product_unreachable_rule() {
     for r in &mut c.routes {
         r.policies.insert(0, "maint".into());
     }
-    let d = DeclaredImpact { changed_percent: 100.0, denies_all: vec!["rest".into(), "web".into()] };
+    let d = DeclaredImpact {
+        changed_percent: 100.0,
+        denies_all: vec!["rest".into(), "web".into()],
+    };
     let errs = errors_declared(&c, &d);
     assert_eq!(errs.len(), 1, "{errs:#?}");
-    assert_eq!((errs[0].rule, errs[0].path.as_str()), (Rule::ProductUnreachable, "products[0]"));
+    assert_eq!(
+        (errs[0].rule, errs[0].path.as_str()),
+        (Rule::ProductUnreachable, "products[0]")
+    );
 
     c.routes[1].policies.remove(0);
-    let d = DeclaredImpact { changed_percent: 50.0, denies_all: vec!["rest".into()] };
+    let d = DeclaredImpact {
+        changed_percent: 50.0,
+        denies_all: vec!["rest".into()],
+    };
     assert_eq!(errors_declared(&c, &d), vec![]);
 }
 
@@ -327,8 +379,15 @@ fn all_errors_are_reported_at_once() {
 
 #[test]
 fn scope_percent_is_checked() {
-    let scope = StageScope { cells: vec![], gateways: vec![], percent: 101.0 };
+    let scope = StageScope {
+        cells: vec![],
+        gateways: vec![],
+        percent: 101.0,
+    };
     assert!(validate_scope("rollouts[0].scope", &scope).is_err());
-    let scope = StageScope { percent: 0.01, ..scope };
+    let scope = StageScope {
+        percent: 0.01,
+        ..scope
+    };
     assert!(validate_scope("rollouts[0].scope", &scope).is_ok());
 }
