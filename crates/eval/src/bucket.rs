@@ -15,64 +15,128 @@
 /// The number of buckets: one per 0.0001%.
 pub const BUCKETS: u32 = 1_000_000;
 
-/// MurmurHash3 x86_32 over the concatenation of `parts`, without copying them.
+/// MurmurHash3 x86_32, fed in pieces. A state can be cloned after a constant prefix (a salt)
+/// so that request time only hashes the key.
 ///
-/// Written here rather than taken from a crate because it sits on the request path and the
+/// Written here rather than taken from a crate because it sits on the request path, and the
 /// crates that provide it read from `std::io::Read` or need one contiguous buffer.
-pub fn murmur3_x86_32(parts: &[&[u8]], seed: u32) -> u32 {
-    const C1: u32 = 0xcc9e_2d51;
-    const C2: u32 = 0x1b87_3593;
-    #[inline(always)]
-    fn mix(k: u32) -> u32 {
-        k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2)
+#[derive(Debug, Clone, Copy)]
+pub struct Murmur3 {
+    h: u32,
+    len: u32,
+    /// Bytes not yet forming a block, little-endian, kept in a register rather than an array.
+    tail: u32,
+    tail_len: u32,
+}
+
+const C1: u32 = 0xcc9e_2d51;
+const C2: u32 = 0x1b87_3593;
+
+#[inline(always)]
+fn mix(k: u32) -> u32 {
+    k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2)
+}
+
+#[inline(always)]
+fn round(h: u32, k: u32) -> u32 {
+    (h ^ mix(k))
+        .rotate_left(13)
+        .wrapping_mul(5)
+        .wrapping_add(0xe654_6b64)
+}
+
+impl Murmur3 {
+    pub fn new(seed: u32) -> Self {
+        Murmur3 {
+            h: seed,
+            len: 0,
+            tail: 0,
+            tail_len: 0,
+        }
     }
-    let mut h = seed;
-    let mut len: usize = 0;
-    let mut carry = [0u8; 4];
-    let mut carried = 0usize;
-    for part in parts {
-        len += part.len();
-        let mut rest: &[u8] = part;
-        if carried > 0 {
-            let take = (4 - carried).min(rest.len());
-            carry[carried..carried + take].copy_from_slice(&rest[..take]);
-            carried += take;
-            rest = &rest[take..];
-            if carried < 4 {
-                continue;
-            }
-            h ^= mix(u32::from_le_bytes(carry));
-            h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+
+    #[inline]
+    pub fn update(&mut self, bytes: &[u8]) -> &mut Self {
+        // The length is mixed in modulo 2^32, as the reference implementation does.
+        self.len = self.len.wrapping_add(bytes.len() as u32);
+        let mut rest = bytes;
+        while self.tail_len > 0 {
+            let Some((&b, more)) = rest.split_first() else {
+                return self;
+            };
+            self.push(b);
+            rest = more;
         }
         let mut blocks = rest.chunks_exact(4);
-        for block in &mut blocks {
-            let k = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
-            h ^= mix(k);
-            h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+        for b in &mut blocks {
+            self.h = round(self.h, u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         }
-        let tail = blocks.remainder();
-        carry[..tail.len()].copy_from_slice(tail);
-        carried = tail.len();
-    }
-    if carried > 0 {
-        let mut k: u32 = 0;
-        for (i, b) in carry[..carried].iter().enumerate() {
-            k |= u32::from(*b) << (8 * i);
+        for &b in blocks.remainder() {
+            self.push(b);
         }
-        h ^= mix(k);
+        self
     }
-    h ^= len as u32;
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85eb_ca6b);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xc2b2_ae35);
-    h ^ (h >> 16)
+
+    #[inline(always)]
+    fn push(&mut self, b: u8) {
+        self.tail |= u32::from(b) << (8 * self.tail_len);
+        self.tail_len += 1;
+        if self.tail_len == 4 {
+            self.h = round(self.h, self.tail);
+            self.tail = 0;
+            self.tail_len = 0;
+        }
+    }
+
+    #[inline]
+    pub fn finish(&self) -> u32 {
+        let mut h = self.h;
+        if self.tail_len > 0 {
+            h ^= mix(self.tail);
+        }
+        h ^= self.len;
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85eb_ca6b);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xc2b2_ae35);
+        h ^ (h >> 16)
+    }
+}
+
+/// MurmurHash3 x86_32 over the concatenation of `parts`.
+pub fn murmur3_x86_32(parts: &[&[u8]], seed: u32) -> u32 {
+    let mut m = Murmur3::new(seed);
+    for p in parts {
+        m.update(p);
+    }
+    m.finish()
+}
+
+/// A salt, hashed once: buckets keys under it without rehashing the salt.
+#[derive(Debug, Clone)]
+pub struct Salt {
+    prefix: Murmur3,
+}
+
+impl Salt {
+    pub fn new(salt: &str) -> Self {
+        let mut prefix = Murmur3::new(0);
+        prefix.update(salt.as_bytes()).update(b":");
+        Salt { prefix }
+    }
+
+    /// The bucket of `key`: the same as [`bucket`] with this salt.
+    #[inline]
+    pub fn bucket(&self, key: &[u8]) -> u32 {
+        let mut m = self.prefix;
+        m.update(key).finish() % BUCKETS
+    }
 }
 
 /// The bucket of `key` under `salt`, in `0..BUCKETS`.
 #[inline]
 pub fn bucket(salt: &str, key: &[u8]) -> u32 {
-    murmur3_x86_32(&[salt.as_bytes(), b":", key], 0) % BUCKETS
+    Salt::new(salt).bucket(key)
 }
 
 /// The bucket threshold of a percentage: keys with `bucket < threshold` are inside.
@@ -123,5 +187,16 @@ mod tests {
         assert_eq!(threshold(100.0), BUCKETS);
         assert!(inside("s", b"k", 100.0));
         assert!(!inside("s", b"k", 0.0));
+    }
+
+    #[test]
+    fn a_prepared_salt_buckets_like_the_plain_function() {
+        let salt = Salt::new("flag:gradual:eu");
+        for key in ["", "a", "abcd", "tenant-1234567"] {
+            assert_eq!(
+                salt.bucket(key.as_bytes()),
+                murmur3_x86_32(&[b"flag:gradual:eu:", key.as_bytes()], 0) % BUCKETS
+            );
+        }
     }
 }

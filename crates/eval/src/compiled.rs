@@ -453,11 +453,15 @@ impl CompiledConfig {
 
     fn route(&self, meta: &RequestMeta<'_>) -> Option<usize> {
         let host = normalize_host(meta.host);
-        let candidates = self.by_host.get(&*host).unwrap_or(&self.other_hosts);
+        // Every route listed under an exact host matches that host; the others need a check.
+        let (candidates, check_host) = match self.by_host.get(&*host) {
+            Some(list) => (&**list, false),
+            None => (&*self.other_hosts, true),
+        };
         let method = method_bit(meta.method);
         candidates.iter().map(|&i| i as usize).find(|&i| {
             let r = &self.routes[i];
-            r.host.matches(&host)
+            (!check_host || r.host.matches(&host))
                 && match &r.path {
                     PathMatch::Prefix(p) => meta.path.starts_with(p.as_str()),
                     PathMatch::Exact(p) => meta.path == p,

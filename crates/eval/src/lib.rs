@@ -57,7 +57,7 @@ pub struct Evaluator {
 #[derive(Debug)]
 struct CompiledRollout {
     id: Box<str>,
-    salt: Box<str>,
+    salt: bucket::Salt,
     sticky_key: Attribute,
     cells: Box<[Box<str>]>,
     gateways: Box<[Box<str>]>,
@@ -136,7 +136,7 @@ impl Evaluator {
                 } = &r.scope;
                 rollouts.push(CompiledRollout {
                     id: r.id.as_str().into(),
-                    salt: r.salt.as_str().into(),
+                    salt: bucket::Salt::new(&r.salt),
                     sticky_key: r.sticky_key.clone(),
                     cells: cells.iter().map(|c| c.as_str().into()).collect(),
                     gateways: gateways.iter().map(|g| g.as_str().into()).collect(),
@@ -192,7 +192,7 @@ impl Evaluator {
             };
             let key =
                 sticky_key(&r.sticky_key, &ctx).unwrap_or_else(|| StickyKey::ip(meta.client_ip));
-            if bucket::bucket(&r.salt, key.as_bytes()) < r.threshold {
+            if r.salt.bucket(key.as_bytes()) < r.threshold {
                 return Cohort::Candidate(i);
             }
         }

@@ -15,11 +15,21 @@ pub trait Headers {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HeaderList<'a>(pub &'a [(&'a str, &'a str)]);
 
+/// Header-name equality: exact bytes first (names are usually lowercase already), then
+/// ignoring ASCII case.
+#[inline]
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.as_bytes().first().map(u8::to_ascii_lowercase)
+            == b.as_bytes().first().map(u8::to_ascii_lowercase)
+        && (a.as_bytes() == b.as_bytes() || a.eq_ignore_ascii_case(b))
+}
+
 impl Headers for HeaderList<'_> {
     fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .find(|(n, _)| same_name(n, name))
             .map(|(_, v)| *v)
     }
 }
@@ -27,7 +37,7 @@ impl Headers for HeaderList<'_> {
 impl Headers for Vec<(String, String)> {
     fn get(&self, name: &str) -> Option<&str> {
         self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .find(|(n, _)| same_name(n, name))
             .map(|(_, v)| v.as_str())
     }
 }

@@ -18,6 +18,7 @@ pub mod limits;
 pub mod load;
 pub mod snapshot;
 pub mod validate;
+pub mod wire;
 
 pub use bind::Bindable;
 pub use change::{Change, DeclaredImpact, Risk};

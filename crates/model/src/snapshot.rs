@@ -292,6 +292,19 @@ mod tests {
     }
 
     #[test]
+    fn floats_survive_the_round_trip() {
+        // Found by fuzzing: without serde_json's exact float parsing, 0.9999999999999999 was
+        // read back as 1 and the snapshot failed its own hash check.
+        let cfg: Config = crate::load::from_yaml(
+            "environment: dev\nflags: [{name: f, type: float, default: 0.9999999999999999, risk: low, owner: o},\n  {name: g, type: json, default: [1.9218432234475398, -12.070162795213857, 5e-324], risk: low, owner: o}]\n",
+        )
+        .unwrap();
+        let snapshot = Snapshot::new(cfg, vec![]);
+        let back = Snapshot::from_json(&snapshot.to_json_pretty()).unwrap();
+        assert_eq!(back, snapshot);
+    }
+
+    #[test]
     fn hash_parse_refuses_bad_text() {
         assert!(ContentHash::try_from("ab".to_owned()).is_err());
         assert!(ContentHash::try_from("Z".repeat(64)).is_err());

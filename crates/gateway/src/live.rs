@@ -1,0 +1,197 @@
+//! The live configuration: a compiled snapshot with its pools and cohort counters, swapped
+//! atomically. A request loads the current one once and finishes on it, whatever swaps happen
+//! meanwhile.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
+use rampart_eval::Evaluator;
+use rampart_model::config::{AuthPolicy, PolicyKind};
+use rampart_model::wire::{ConfigAck, GatewayReport};
+use rampart_model::{GatewayIdentity, Snapshot};
+
+use crate::metrics::{EndpointLabels, Metrics, SnapshotLabels};
+use crate::ratelimit::RateLimiter;
+use crate::stats::{CohortStats, GuardConfig, Samples, Stats};
+use crate::upstream::Upstreams;
+
+/// One compiled snapshot and what serving it needs.
+#[derive(Debug)]
+pub struct Active {
+    pub snapshot: Snapshot,
+    pub evaluator: Evaluator,
+    pub upstreams: Upstreams,
+    /// Counters of each rollout's candidate, by rollout index.
+    pub candidates: Vec<Arc<CohortStats>>,
+    /// Headers that carry credentials in this snapshot; samples keep only a fingerprint.
+    pub secret_headers: BTreeSet<String>,
+}
+
+/// Options of the gateway that do not come from snapshots.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub identity: GatewayIdentity,
+    pub guard: GuardConfig,
+    /// Keep one request in this many as a sample.
+    pub sample_every: u64,
+    pub sample_capacity: usize,
+}
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub struct Shared {
+    pub identity: GatewayIdentity,
+    live: ArcSwapOption<Active>,
+    pub stats: Stats,
+    pub samples: Samples,
+    pub limiter: RateLimiter,
+    pub metrics: Metrics,
+    pub started: Instant,
+    last_nack: Mutex<Option<ConfigAck>>,
+    /// Serializes swaps; requests never take it.
+    swap_lock: Mutex<()>,
+}
+
+/// Why a snapshot was refused: the NACK reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+impl Shared {
+    pub fn new(opts: &Options) -> Shared {
+        Shared {
+            identity: opts.identity.clone(),
+            live: ArcSwapOption::empty(),
+            stats: Stats::new(opts.guard),
+            samples: Samples::new(opts.sample_every, opts.sample_capacity),
+            limiter: RateLimiter::default(),
+            metrics: Metrics::default(),
+            started: Instant::now(),
+            last_nack: Mutex::new(None),
+            swap_lock: Mutex::new(()),
+        }
+    }
+
+    /// The configuration requests should start on now.
+    pub fn current(&self) -> Option<Arc<Active>> {
+        self.live.load_full()
+    }
+
+    /// Compile and activate a snapshot, or refuse it and keep serving the current one.
+    /// Needs a Tokio runtime (new pools start health checks).
+    pub fn apply(&self, snapshot: Snapshot) -> Result<Arc<Active>, Refused> {
+        let _swap = self.swap_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let hash = snapshot.hash();
+        if let Some(current) = self.live.load_full()
+            && current.snapshot.hash() == hash
+        {
+            return Ok(current);
+        }
+        let evaluator = match Evaluator::compile(&snapshot) {
+            Ok(e) => e,
+            Err(e) => return Err(self.refuse(&snapshot, e.to_string())),
+        };
+        let previous = self.live.load_full();
+        let empty = Upstreams::default();
+        let upstreams = Upstreams::build(
+            &snapshot.config().upstreams,
+            previous.as_ref().map_or(&empty, |p| &p.upstreams),
+        );
+        let ids: Vec<&str> = snapshot.rollouts().iter().map(|r| r.id.as_str()).collect();
+        let candidates = self.stats.rollouts(&ids);
+        let rollouts = ids.len();
+        let secret_headers = secret_headers(&snapshot);
+        let active = Arc::new(Active {
+            snapshot,
+            evaluator,
+            upstreams,
+            candidates,
+            secret_headers,
+        });
+        self.live.store(Some(active.clone()));
+        self.metrics.configs_applied.inc();
+        self.metrics.active_snapshot.clear();
+        self.metrics
+            .active_snapshot
+            .get_or_create(&SnapshotLabels {
+                hash: hash.to_string(),
+            })
+            .set(1);
+        tracing::info!(hash = %hash, rollouts, "snapshot activated");
+        Ok(active)
+    }
+
+    fn refuse(&self, snapshot: &Snapshot, reason: String) -> Refused {
+        let hash = snapshot.hash();
+        tracing::error!(hash = %hash, reason = %reason, "snapshot refused; still serving the previous one");
+        self.metrics.configs_refused.inc();
+        *self.last_nack.lock().unwrap_or_else(|e| e.into_inner()) = Some(ConfigAck::Nack {
+            hash,
+            reason: reason.clone(),
+        });
+        Refused(reason)
+    }
+
+    /// Refuse a snapshot for a reason found outside compilation (the crash-loop guard).
+    pub fn refuse_external(&self, snapshot: &Snapshot, reason: String) -> Refused {
+        self.refuse(snapshot, reason)
+    }
+
+    /// What `/cohorts` serves and the control plane receives.
+    pub fn report(&self) -> GatewayReport {
+        GatewayReport {
+            gateway: self.identity.clone(),
+            snapshot: self.current().map(|a| a.snapshot.hash()),
+            at_ms: crate::unix_ms(),
+            cohorts: self.stats.counters(),
+            last_nack: self
+                .last_nack
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+
+    /// Bring gauges that mirror live state up to date, before a scrape.
+    pub fn refresh_gauges(&self) {
+        self.metrics.endpoint_healthy.clear();
+        if let Some(active) = self.current() {
+            for pool in &active.upstreams.pools {
+                for e in &pool.endpoints {
+                    self.metrics
+                        .endpoint_healthy
+                        .get_or_create(&EndpointLabels {
+                            upstream: pool.def.name.clone(),
+                            endpoint: e.addr.to_string(),
+                        })
+                        .set(i64::from(e.is_healthy()));
+                }
+            }
+        }
+    }
+}
+
+/// The credential headers of a snapshot: API-key headers, plus the usual suspects.
+fn secret_headers(snapshot: &Snapshot) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-api-key",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    let configs =
+        std::iter::once(snapshot.config()).chain(snapshot.rollouts().iter().map(|r| &r.candidate));
+    for cfg in configs {
+        for p in &cfg.policies {
+            if let PolicyKind::Auth(AuthPolicy::ApiKey(k)) = &p.kind {
+                out.insert(k.header.clone());
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,158 @@
+//! Prometheus metrics of the gateway, served at `/metrics` on the admin listener.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a served request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route id, or `none`.
+    pub route: String,
+    /// `baseline` or `candidate`.
+    pub cohort: &'static str,
+    /// The rollout id, or empty for the baseline.
+    pub rollout: String,
+    /// `2xx`, `3xx`, `4xx` or `5xx`.
+    pub class: &'static str,
+    /// `upstream` when the upstream answered; `gateway` when the gateway did.
+    pub origin: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+    pub cohort: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RolloutLabels {
+    pub rollout: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub upstream: String,
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SnapshotLabels {
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+/// Every metric family, registered once.
+#[derive(Debug)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub duration: Family<RouteLabels, Histogram>,
+    pub gateway_errors: Family<ReasonLabels, Counter>,
+    pub endpoint_healthy: Family<EndpointLabels, Gauge>,
+    pub active_snapshot: Family<SnapshotLabels, Gauge>,
+    pub configs_applied: Counter,
+    pub configs_refused: Counter,
+    pub fallbacks: Family<RolloutLabels, Counter>,
+    pub guard_trips: Family<RolloutLabels, Counter>,
+    pub rate_limited: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("rampart_gateway");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests served, by route, cohort, rollout, status class and origin",
+            requests.clone(),
+        );
+        let duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 18))
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head to response head",
+            duration.clone(),
+        );
+        let gateway_errors = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "gateway_errors",
+            "Responses the gateway produced because it failed to reach an upstream",
+            gateway_errors.clone(),
+        );
+        let endpoint_healthy = Family::<EndpointLabels, Gauge>::default();
+        registry.register(
+            "upstream_endpoint_healthy",
+            "1 when the endpoint passes its health check",
+            endpoint_healthy.clone(),
+        );
+        let active_snapshot = Family::<SnapshotLabels, Gauge>::default();
+        registry.register(
+            "active_snapshot",
+            "1 for the hash of the snapshot being served",
+            active_snapshot.clone(),
+        );
+        let configs_applied = Counter::default();
+        registry.register(
+            "configs_applied",
+            "Snapshots activated",
+            configs_applied.clone(),
+        );
+        let configs_refused = Counter::default();
+        registry.register(
+            "configs_refused",
+            "Snapshots refused (NACKed) because they did not compile or were quarantined",
+            configs_refused.clone(),
+        );
+        let fallbacks = Family::<RolloutLabels, Counter>::default();
+        registry.register(
+            "candidate_fallbacks",
+            "Candidate evaluations that failed and were served by the baseline",
+            fallbacks.clone(),
+        );
+        let guard_trips = Family::<RolloutLabels, Counter>::default();
+        registry.register(
+            "local_guard_trips",
+            "Candidates this gateway stopped using by itself",
+            guard_trips.clone(),
+        );
+        let rate_limited = Counter::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429",
+            rate_limited.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            duration,
+            gateway_errors,
+            endpoint_healthy,
+            active_snapshot,
+            configs_applied,
+            configs_refused,
+            fallbacks,
+            guard_trips,
+            rate_limited,
+        }
+    }
+}
+
+/// The class of a status code, as a label.
+pub fn class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}

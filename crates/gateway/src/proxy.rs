@@ -1,0 +1,666 @@
+//! The request path: evaluate, enforce, forward, count.
+//!
+//! All routing and policy logic is in `rampart-eval`; this module turns a decision into HTTP:
+//! it applies rate limits, answers denials and static responses itself, and forwards allowed
+//! requests to a pool endpoint with the route's timeouts and retries. Gateway-originated
+//! responses carry `x-rampart-origin: gateway`, and failures also `x-rampart-error: <reason>`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use rampart_eval::{Cohort, Decision, HeaderEdit, Headers, LimitKey, Outcome, RequestMeta};
+use rampart_model::config::{LoadBalancing, RequestKey, RetryOn};
+use rampart_model::wire::RequestSample;
+use sha2::{Digest, Sha256};
+
+use crate::live::{Active, Shared};
+use crate::metrics::{ReasonLabels, RequestLabels, RolloutLabels, RouteLabels, class};
+use crate::stats::Ending;
+use crate::upstream::{InFlight, Pool, ReqBody};
+
+/// Errors of a response body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of every response the gateway sends.
+pub type RespBody = BoxBody<Bytes, BoxError>;
+
+/// Request headers, as `eval` reads them.
+struct HeaderView<'a>(&'a HeaderMap);
+
+impl Headers for HeaderView<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Headers that describe one connection, never forwarded (RFC 9110, section 7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in HOP_BY_HOP.iter().chain(&listed) {
+        headers.remove(name);
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
+/// A header edit with parsed names and values.
+#[derive(Debug)]
+enum Edit {
+    Set(HeaderName, HeaderValue),
+    Remove(HeaderName),
+}
+
+fn edits(list: &[HeaderEdit<'_>]) -> Vec<Edit> {
+    list.iter()
+        .filter_map(|e| match e {
+            HeaderEdit::Set(n, v) => Some(Edit::Set(
+                HeaderName::from_bytes(n.as_bytes()).ok()?,
+                HeaderValue::from_str(v).ok()?,
+            )),
+            HeaderEdit::Remove(n) => HeaderName::from_bytes(n.as_bytes()).ok().map(Edit::Remove),
+        })
+        .collect()
+}
+
+fn apply(edits: &[Edit], headers: &mut HeaderMap) {
+    for e in edits {
+        match e {
+            Edit::Set(n, v) => {
+                headers.insert(n.clone(), v.clone());
+            }
+            Edit::Remove(n) => {
+                headers.remove(n);
+            }
+        }
+    }
+}
+
+/// What to do with a request, owned so the request can be taken apart.
+#[derive(Debug)]
+enum Action {
+    Respond(Response<RespBody>),
+    Forward(Forward),
+}
+
+#[derive(Debug)]
+struct Forward {
+    upstream: usize,
+    hash_key: Option<Vec<u8>>,
+    request_edits: Vec<Edit>,
+    response_edits: Vec<Edit>,
+    timeout_ms: Option<u32>,
+    retry_attempts: Option<u32>,
+}
+
+/// The facts about a request that outlive its decision.
+#[derive(Debug)]
+struct Facts {
+    route: Option<String>,
+    tenant: Option<String>,
+    outcome: &'static str,
+}
+
+fn gateway_response(
+    status: u16,
+    error: Option<&str>,
+    body: Bytes,
+    content_type: &str,
+) -> Response<RespBody> {
+    let mut resp = Response::new(Full::new(body).map_err(|never| match never {}).boxed());
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    h.insert("x-rampart-origin", HeaderValue::from_static("gateway"));
+    if let Some(error) = error
+        && let Ok(v) = HeaderValue::from_str(error)
+    {
+        h.insert("x-rampart-error", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+/// A JSON error produced by the gateway.
+pub fn error_response(status: u16, reason: &str, policy: Option<&str>) -> Response<RespBody> {
+    let body = serde_json::json!({ "error": reason, "policy": policy }).to_string();
+    gateway_response(status, Some(reason), Bytes::from(body), "application/json")
+}
+
+/// Evaluate against the cohort; a candidate that panics is replaced by the baseline.
+fn decide<'a>(
+    active: &'a Active,
+    meta: &'a RequestMeta<'a>,
+    cohort: Cohort,
+) -> (Decision<'a>, bool) {
+    if cohort == Cohort::Baseline {
+        return (active.evaluator.evaluate(meta, cohort), false);
+    }
+    let candidate = catch_unwind(AssertUnwindSafe(|| {
+        fail_candidate();
+        active.evaluator.evaluate(meta, cohort)
+    }));
+    match candidate {
+        Ok(d) => (d, false),
+        Err(_) => (active.evaluator.evaluate(meta, Cohort::Baseline), true),
+    }
+}
+
+/// A fault-injection point for tests and drills: `FAILPOINTS=gateway::candidate=panic`.
+#[cfg(feature = "failpoints")]
+fn fail_candidate() {
+    fail::fail_point!("gateway::candidate");
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn fail_candidate() {}
+
+fn hash_key(pool: &Pool, d: &Decision<'_>, meta: &RequestMeta<'_>) -> Option<Vec<u8>> {
+    let LoadBalancing::ConsistentHash { key } = &pool.def.load_balancing else {
+        return None;
+    };
+    let ip = || meta.client_ip.to_string().into_bytes();
+    Some(match key {
+        RequestKey::Tenant => d.tenant.map_or_else(ip, |t| t.as_bytes().to_vec()),
+        RequestKey::ClientIp => ip(),
+        RequestKey::Route => d
+            .route
+            .map(|r| r.id.as_bytes().to_vec())
+            .unwrap_or_default(),
+        RequestKey::Header(h) => meta
+            .headers
+            .get(h)
+            .map_or_else(ip, |v| v.as_bytes().to_vec()),
+    })
+}
+
+fn plan(
+    shared: &Shared,
+    active: &Active,
+    d: &Decision<'_>,
+    meta: &RequestMeta<'_>,
+    now: Instant,
+) -> (Action, Facts) {
+    let mut facts = Facts {
+        route: d.route.map(|r| r.id.to_owned()),
+        tenant: d.tenant.map(str::to_owned),
+        outcome: "allow",
+    };
+    let action = match &d.outcome {
+        Outcome::Deny {
+            status,
+            reason,
+            policy,
+        } => {
+            facts.outcome = reason.as_str();
+            Action::Respond(error_response(*status, reason.as_str(), *policy))
+        }
+        Outcome::Static {
+            status,
+            body,
+            content_type,
+            headers,
+            ..
+        } => {
+            facts.outcome = "static";
+            let mut resp = gateway_response(
+                *status,
+                None,
+                Bytes::copy_from_slice(body.as_bytes()),
+                content_type,
+            );
+            for (n, v) in headers {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(n.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
+                    resp.headers_mut().insert(n, v);
+                }
+            }
+            apply(&edits(&d.response_headers), resp.headers_mut());
+            Action::Respond(resp)
+        }
+        Outcome::Allow => {
+            if let Some(limit) = d
+                .rate_limits
+                .iter()
+                .find(|l| !shared.limiter.try_acquire(l, now))
+            {
+                facts.outcome = "rate_limited";
+                shared.metrics.rate_limited.inc();
+                let mut resp = error_response(429, "rate_limited", Some(limit.policy));
+                let retry = (1.0 / f64::from(limit.per_second.max(1))).ceil().max(1.0);
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry as u64));
+                if let LimitKey::Tenant(_) = limit.key {
+                    resp.headers_mut()
+                        .insert("x-ratelimit-scope", HeaderValue::from_static("tenant"));
+                }
+                Action::Respond(resp)
+            } else {
+                let route = d.route.expect("an allowed request has a route");
+                let pool = &active.upstreams.pools[route.upstream_index];
+                Action::Forward(Forward {
+                    upstream: route.upstream_index,
+                    hash_key: hash_key(pool, d, meta),
+                    request_edits: edits(&d.request_headers),
+                    response_edits: edits(&d.response_headers),
+                    timeout_ms: d.timeout_ms,
+                    retry_attempts: d.retry_attempts,
+                })
+            }
+        }
+    };
+    (action, facts)
+}
+
+/// Serve one request.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    tls: bool,
+) -> Result<Response<RespBody>, Infallible> {
+    let start = Instant::now();
+    let Some(active) = shared.current() else {
+        return Ok(error_response(503, "no_config", None));
+    };
+    let (parts, body) = req.into_parts();
+    let host = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    // Everything that borrows the request head happens here, before any await.
+    let (action, facts, cohort, fallback, sample) = {
+        let view = HeaderView(&parts.headers);
+        let meta = RequestMeta {
+            method: parts.method.as_str(),
+            host: &host,
+            path: parts.uri.path(),
+            client_ip: peer.ip(),
+            headers: &view,
+            attributes: &[],
+            gateway: &shared.identity,
+        };
+        let mut cohort = active.evaluator.cohort(&meta);
+        if let Cohort::Candidate(i) = cohort
+            && active.candidates[i].is_tripped()
+        {
+            cohort = Cohort::Baseline;
+        }
+        let (decision, fallback) = decide(&active, &meta, cohort);
+        let (action, facts) = plan(&shared, &active, &decision, &meta, start);
+        let sample = shared
+            .samples
+            .wants()
+            .then(|| sample_of(&active, &meta, &parts.headers, &facts, cohort));
+        (action, facts, cohort, fallback, sample)
+    };
+
+    let (resp, ending) = match action {
+        Action::Respond(resp) => {
+            let status = resp.status().as_u16();
+            (
+                resp,
+                Ending::Gateway {
+                    status,
+                    failure: false,
+                },
+            )
+        }
+        Action::Forward(fwd) => {
+            forward(&shared, &active, parts, body, peer, tls, &host, fwd, start).await
+        }
+    };
+
+    let latency = start.elapsed();
+    let second = shared.started.elapsed().as_secs();
+    let stats = match cohort {
+        Cohort::Baseline => shared.stats.baseline(),
+        Cohort::Candidate(i) => &active.candidates[i],
+    };
+    stats.record(ending, fallback, latency, second);
+    let rollout = active
+        .evaluator
+        .rollout_id(cohort)
+        .unwrap_or_default()
+        .to_owned();
+    if fallback {
+        shared
+            .metrics
+            .fallbacks
+            .get_or_create(&RolloutLabels {
+                rollout: rollout.clone(),
+            })
+            .inc();
+        tracing::warn!(rollout = %rollout, "candidate evaluation failed; served by the baseline");
+    }
+    if cohort != Cohort::Baseline && shared.stats.judge(stats, second) {
+        shared
+            .metrics
+            .guard_trips
+            .get_or_create(&RolloutLabels {
+                rollout: rollout.clone(),
+            })
+            .inc();
+        tracing::error!(rollout = %rollout, "local guard tripped: this gateway stops using the candidate");
+    }
+    let route = facts.route.unwrap_or_else(|| "none".to_owned());
+    let cohort_label = if cohort == Cohort::Baseline {
+        "baseline"
+    } else {
+        "candidate"
+    };
+    shared
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route: route.clone(),
+            cohort: cohort_label,
+            rollout,
+            class: class(ending.status()),
+            origin: if matches!(ending, Ending::Upstream(_)) {
+                "upstream"
+            } else {
+                "gateway"
+            },
+        })
+        .inc();
+    shared
+        .metrics
+        .duration
+        .get_or_create(&RouteLabels {
+            route,
+            cohort: cohort_label,
+        })
+        .observe(latency.as_secs_f64());
+    if let Some(mut s) = sample {
+        s.status = ending.status();
+        shared.samples.push(s);
+    }
+    Ok(resp)
+}
+
+/// Headers kept per sample, and bytes per value; the rest is cut.
+const SAMPLE_HEADERS: usize = 32;
+const SAMPLE_VALUE_BYTES: usize = 256;
+
+fn sample_of(
+    active: &Active,
+    meta: &RequestMeta<'_>,
+    headers: &HeaderMap,
+    facts: &Facts,
+    cohort: Cohort,
+) -> RequestSample {
+    let headers = headers
+        .iter()
+        .take(SAMPLE_HEADERS)
+        .map(|(n, v)| {
+            let value = if active.secret_headers.contains(n.as_str()) {
+                fingerprint(v.as_bytes())
+            } else {
+                let v = String::from_utf8_lossy(v.as_bytes());
+                let mut end = v.len().min(SAMPLE_VALUE_BYTES);
+                while !v.is_char_boundary(end) {
+                    end -= 1;
+                }
+                v[..end].to_owned()
+            };
+            (n.as_str().to_owned(), value)
+        })
+        .collect();
+    RequestSample {
+        at_ms: crate::unix_ms(),
+        method: meta.method.to_owned(),
+        host: meta.host.to_owned(),
+        path: meta.path.to_owned(),
+        client_ip: meta.client_ip,
+        headers,
+        tenant: facts.tenant.clone(),
+        route: facts.route.clone(),
+        status: 0,
+        outcome: facts.outcome.to_owned(),
+        rollout: active.evaluator.rollout_id(cohort).map(str::to_owned),
+    }
+}
+
+/// Fingerprint a credential: enough to tell keys apart, useless to present.
+pub fn fingerprint(secret: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(&Sha256::digest(secret)[..8]))
+}
+
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    shared: &Shared,
+    active: &Active,
+    parts: http::request::Parts,
+    body: Incoming,
+    peer: SocketAddr,
+    tls: bool,
+    host: &str,
+    fwd: Forward,
+    start: Instant,
+) -> (Response<RespBody>, Ending) {
+    let pool = &active.upstreams.pools[fwd.upstream];
+    let def = &pool.def;
+    let replayable = idempotent(&parts.method) && body.is_end_stream();
+    let attempts = if replayable {
+        1 + fwd.retry_attempts.unwrap_or(def.retries.attempts)
+    } else {
+        1
+    };
+    let total = Duration::from_millis(u64::from(fwd.timeout_ms.unwrap_or(def.timeouts.total_ms)));
+    let read = Duration::from_millis(u64::from(def.timeouts.read_ms));
+    let deadline = start + total;
+
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    let client_ip = peer.ip().to_string();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {client_ip}"),
+        None => client_ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
+    );
+    if let Ok(v) = HeaderValue::from_str(host) {
+        headers.insert("x-forwarded-host", v.clone());
+        headers.insert(header::HOST, v);
+    }
+    apply(&fwd.request_edits, &mut headers);
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+
+    let mut body = Some(body);
+    let mut failed: Option<Arc<crate::upstream::Endpoint>> = None;
+    let mut last = (
+        error_response(503, "no_healthy_upstream", None),
+        Ending::Gateway {
+            status: 503,
+            failure: true,
+        },
+    );
+    for attempt in 0..attempts {
+        let Some(ep) = pool.pick(fwd.hash_key.as_deref(), failed.as_deref()) else {
+            shared
+                .metrics
+                .gateway_errors
+                .get_or_create(&ReasonLabels {
+                    reason: "no_healthy_upstream".into(),
+                })
+                .inc();
+            return (
+                error_response(503, "no_healthy_upstream", None),
+                Ending::Gateway {
+                    status: 503,
+                    failure: true,
+                },
+            );
+        };
+        let req_body: ReqBody = match body.take() {
+            Some(b) if attempt == 0 => b.boxed(),
+            _ => Empty::new().map_err(|never| match never {}).boxed(),
+        };
+        let mut req = Request::new(req_body);
+        *req.method_mut() = parts.method.clone();
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = headers.clone();
+        match format!("http://{}{}", ep.addr, path).parse() {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(_) => {
+                return (
+                    error_response(400, "bad_request_target", None),
+                    Ending::Gateway {
+                        status: 400,
+                        failure: false,
+                    },
+                );
+            }
+        }
+        let inflight = ep.start();
+        let wait = read.min(deadline.saturating_duration_since(Instant::now()));
+        let more = attempt + 1 < attempts;
+        let retry_on = |r: RetryOn| def.retries.retry_on.contains(&r);
+        let (reason, status, retry) =
+            match tokio::time::timeout(wait, pool.client.request(req)).await {
+                Ok(Ok(resp)) => {
+                    let status = resp.status().as_u16();
+                    if status >= 500 && more && retry_on(RetryOn::ServerError) {
+                        failed = Some(ep.clone());
+                        continue;
+                    }
+                    return (
+                        upstream_response(resp, &fwd.response_edits, inflight, deadline),
+                        Ending::Upstream(status),
+                    );
+                }
+                Ok(Err(e)) if e.is_connect() => (
+                    "upstream_connect_error",
+                    502,
+                    retry_on(RetryOn::ConnectError),
+                ),
+                Ok(Err(_)) => ("upstream_error", 502, false),
+                Err(_) => ("upstream_timeout", 504, retry_on(RetryOn::Timeout)),
+            };
+        drop(inflight);
+        shared
+            .metrics
+            .gateway_errors
+            .get_or_create(&ReasonLabels {
+                reason: reason.into(),
+            })
+            .inc();
+        tracing::debug!(endpoint = %ep.addr, reason, attempt, "upstream attempt failed");
+        last = (
+            error_response(status, reason, None),
+            Ending::Gateway {
+                status,
+                failure: true,
+            },
+        );
+        if !retry {
+            break;
+        }
+        failed = Some(ep);
+    }
+    last
+}
+
+fn upstream_response(
+    resp: Response<Incoming>,
+    edits: &[Edit],
+    inflight: InFlight,
+    deadline: Instant,
+) -> Response<RespBody> {
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    apply(edits, &mut parts.headers);
+    let body = Deadline {
+        inner: body,
+        sleep: Box::pin(tokio::time::sleep_until(deadline.into())),
+        _inflight: inflight,
+    };
+    Response::from_parts(parts, body.boxed())
+}
+
+/// An upstream body that fails once the request's total deadline passes, and keeps the
+/// endpoint's in-flight count until it ends.
+struct Deadline {
+    inner: Incoming,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    _inflight: InFlight,
+}
+
+impl Body for Deadline {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err("upstream body exceeded the total timeout".into())));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
