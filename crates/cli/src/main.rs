@@ -1,14 +1,17 @@
 //! # rampart
 //!
-//! The command-line front of rampart. Today it checks and seals fleet files:
+//! The command-line front of rampart:
 //!
 //! - `rampart validate -f fleet.yaml` prints every validation error with its path and exits
 //!   non-zero if there is any;
-//! - `rampart snapshot -f fleet.yaml` prints the sealed snapshot (JSON) and its content hash.
+//! - `rampart snapshot -f fleet.yaml` prints the sealed snapshot (JSON) and its content hash;
+//! - `rampart gateway --config fleet.yaml --cell eu-1 --id gw-1` runs a gateway;
+//! - `rampart demo-upstream --name jira --listen 127.0.0.1:18081` runs a demo origin.
 //!
 //! Errors are one clear line each, never a panic or a backtrace.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -42,6 +45,69 @@ enum Command {
         #[arg(long)]
         hash_only: bool,
     },
+    /// Run a gateway: the data plane.
+    Gateway(Box<GatewayArgs>),
+    /// Run a demo upstream that echoes requests as JSON (and answers /healthz).
+    DemoUpstream {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "127.0.0.1:18081")]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Debug, Args)]
+struct GatewayArgs {
+    /// A fleet file (YAML or JSON) or a snapshot file to serve; watched for edits. Without it,
+    /// the gateway boots from its last known good snapshot.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// This gateway's cell (failure domain).
+    #[arg(long)]
+    cell: String,
+    /// This gateway's id.
+    #[arg(long)]
+    id: String,
+    /// The proxy listener: HTTP/1.1 and h2c.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The admin listener: /metrics, /healthz, /readyz, /cohorts, /samples, /config.
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    admin: SocketAddr,
+    /// An HTTPS listener (HTTP/2 and HTTP/1.1 by ALPN); needs --tls-cert and --tls-key.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    tls_listen: Option<SocketAddr>,
+    #[arg(long, value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, value_name = "PEM")]
+    tls_key: Option<PathBuf>,
+    /// Where the last known good snapshot and the crash-loop guard's state live.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// How often the config file is checked for edits, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    poll_ms: u64,
+    /// How long a snapshot must run before it becomes the last known good, in seconds.
+    #[arg(long, default_value_t = 30)]
+    stability_secs: u64,
+    /// How long shutdown waits for in-flight requests, in seconds.
+    #[arg(long, default_value_t = 15)]
+    drain_secs: u64,
+    /// Keep one request in this many as a sample for the impact test.
+    #[arg(long, default_value_t = 8)]
+    sample_every: u64,
+    /// Samples kept.
+    #[arg(long, default_value_t = 2048)]
+    sample_capacity: usize,
+    /// Local guard: candidate requests in the window before it judges.
+    #[arg(long, default_value_t = 20)]
+    guard_min_requests: u64,
+    /// Local guard: candidate error rate that trips it.
+    #[arg(long, default_value_t = 0.5)]
+    guard_error_rate: f64,
+    /// Local guard: the window, in seconds.
+    #[arg(long, default_value_t = 10)]
+    guard_window_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -67,7 +133,15 @@ impl std::fmt::Display for Reported {
 impl std::error::Error for Reported {}
 
 fn main() -> ExitCode {
+    let _failpoints = rampart_gateway::failpoints();
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<Reported>() => ExitCode::FAILURE,
@@ -93,6 +167,21 @@ fn run(cli: Cli) -> Result<()> {
                 cfg.flags.len()
             ))
         }
+        Command::Gateway(args) => gateway(*args),
+        Command::DemoUpstream { name, listen } => runtime()?.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            out(&format!(
+                "demo upstream {name} listening on {}",
+                listener.local_addr()?
+            ))?;
+            tokio::select! {
+                _ = rampart_gateway::demo::serve(listener, name) => {}
+                _ = shutdown_signal() => {}
+            }
+            Ok(())
+        }),
         Command::Snapshot { fleet, hash_only } => {
             let cfg = load(&fleet)?;
             check(&fleet, &cfg)?;
@@ -107,6 +196,86 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn gateway(a: GatewayArgs) -> Result<()> {
+    let version =
+        semver::Version::parse(env!("CARGO_PKG_VERSION")).context("the build's version")?;
+    let tls = match (a.tls_listen, a.tls_cert, a.tls_key) {
+        (Some(addr), Some(cert), Some(key)) => Some((addr, cert, key)),
+        _ => None,
+    };
+    let opts = rampart_gateway::GatewayOptions {
+        identity: rampart_model::GatewayIdentity {
+            id: a.id.clone(),
+            cell: a.cell,
+            version,
+        },
+        listen: a.listen,
+        tls,
+        admin: a.admin,
+        data_dir: a
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(format!("rampart-data/gateway-{}", a.id))),
+        config: a.config,
+        poll: std::time::Duration::from_millis(a.poll_ms.max(10)),
+        stability: std::time::Duration::from_secs(a.stability_secs),
+        drain: std::time::Duration::from_secs(a.drain_secs),
+        guard: rampart_gateway::GuardConfig {
+            window_secs: a.guard_window_secs.max(1),
+            min_requests: a.guard_min_requests,
+            max_error_rate: a.guard_error_rate,
+            ..Default::default()
+        },
+        sample_every: a.sample_every,
+        sample_capacity: a.sample_capacity,
+    };
+    runtime()?.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            let _ = tx.send(true);
+        });
+        rampart_gateway::run(opts, rx, |proxy, admin, tls| {
+            let tls = tls.map(|t| format!(" tls={t}")).unwrap_or_default();
+            let _ = out(&format!(
+                "rampart gateway ready proxy={proxy} admin={admin}{tls}"
+            ));
+        })
+        .await
+        .map_err(anyhow::Error::from)
+    })
 }
 
 /// Print a line to stdout; a reader that went away (`| head`) is not an error.

@@ -42,6 +42,16 @@ use crate::live::{Options, Shared};
 use crate::lkg::{CRASH_LIMIT, LkgStore};
 pub use crate::stats::GuardConfig;
 
+/// Arm the fault-injection points named in the `FAILPOINTS` variable (for example
+/// `FAILPOINTS=gateway::candidate=panic`). A no-op unless built with the `failpoints` feature.
+/// Keep the returned guard alive for the life of the process.
+pub fn failpoints() -> impl Sized {
+    #[cfg(feature = "failpoints")]
+    {
+        fail::FailScenario::setup()
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
