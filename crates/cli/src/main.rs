@@ -108,6 +108,9 @@ struct GatewayArgs {
     /// Local guard: the window, in seconds.
     #[arg(long, default_value_t = 10)]
     guard_window_secs: u64,
+    /// Requests in flight at once; beyond it the gateway sheds load with 503 `overloaded`.
+    #[arg(long, default_value_t = 10_000)]
+    max_inflight: usize,
 }
 
 #[derive(Debug, Args)]
@@ -259,6 +262,7 @@ fn gateway(a: GatewayArgs) -> Result<()> {
         },
         sample_every: a.sample_every,
         sample_capacity: a.sample_capacity,
+        max_inflight: a.max_inflight,
     };
     runtime()?.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);

@@ -80,6 +80,8 @@ pub struct GatewayOptions {
     pub guard: GuardConfig,
     pub sample_every: u64,
     pub sample_capacity: usize,
+    /// Requests in flight at once, over all listeners; more are shed with 503 `overloaded`.
+    pub max_inflight: usize,
 }
 
 /// Why a gateway could not start.
@@ -264,6 +266,7 @@ pub async fn run(
             tracing::error!(error = %e, "admin listener failed");
         }
     });
+    let limit = server::GlobalConcurrencyLimitLayer::new(opts.max_inflight.max(1));
     let tls_task = tls.map(|(l, acceptor)| {
         tokio::spawn(server::serve(
             l,
@@ -271,10 +274,19 @@ pub async fn run(
             Some(acceptor),
             shutdown.clone(),
             opts.drain,
+            limit.clone(),
         ))
     });
     on_ready(proxy_addr, admin_addr, tls_addr);
-    server::serve(listener, gateway.shared.clone(), None, shutdown, opts.drain).await;
+    server::serve(
+        listener,
+        gateway.shared.clone(),
+        None,
+        shutdown,
+        opts.drain,
+        limit,
+    )
+    .await;
     if let Some(t) = tls_task {
         let _ = t.await;
     }

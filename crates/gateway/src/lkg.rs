@@ -42,8 +42,8 @@
 //!
 //! # Concurrency
 //! One gateway process owns the directory. Saves and loads may run from several threads (each
-//! write uses its own temporary file), but the guard methods read, modify and write `guard.json`,
-//! so they must be called from one task at a time.
+//! write uses its own temporary file); the guard methods that read, modify and write
+//! `guard.json` take a lock, so activations and confirmations may race safely.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -164,6 +164,8 @@ fn now_unix_ms() -> u64 {
 #[derive(Debug)]
 pub struct LkgStore {
     dir: PathBuf,
+    /// Serializes the guard's read-modify-write of `guard.json` within this process.
+    guard: std::sync::Mutex<()>,
 }
 
 impl LkgStore {
@@ -172,7 +174,10 @@ impl LkgStore {
     pub fn open(dir: impl Into<PathBuf>) -> Result<LkgStore, LkgError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let store = LkgStore { dir };
+        let store = LkgStore {
+            dir,
+            guard: std::sync::Mutex::new(()),
+        };
         store.remove_stale_temps();
         Ok(store)
     }
@@ -235,6 +240,7 @@ impl LkgStore {
 
     /// Record that snapshot `hash` was just activated and is not yet confirmed stable.
     pub fn begin_activation(&self, hash: ContentHash) -> Result<(), LkgError> {
+        let _one_at_a_time = self.guard.lock().unwrap_or_else(|e| e.into_inner());
         let (mut state, _) = self.read_guard()?;
         state.activating = Some(Marker {
             hash,
@@ -246,6 +252,7 @@ impl LkgStore {
     /// Snapshot `hash` ran for the stability period: clear the marker if it is for `hash`, and
     /// forget `hash`'s crashes.
     pub fn confirm(&self, hash: ContentHash) -> Result<(), LkgError> {
+        let _one_at_a_time = self.guard.lock().unwrap_or_else(|e| e.into_inner());
         let (mut state, corrupt) = self.read_guard()?;
         let before = state.clone();
         if state.activating.as_ref().is_some_and(|m| m.hash == hash) {
@@ -260,6 +267,7 @@ impl LkgStore {
 
     /// Graceful shutdown: clear the marker without counting a crash.
     pub fn clear_marker(&self) -> Result<(), LkgError> {
+        let _one_at_a_time = self.guard.lock().unwrap_or_else(|e| e.into_inner());
         let (mut state, corrupt) = self.read_guard()?;
         if state.activating.take().is_some() || corrupt.is_some() {
             self.write_guard(&state)?;
@@ -270,6 +278,7 @@ impl LkgStore {
     /// Call once at process start. If a snapshot was being activated when the previous process
     /// ended, that process died before confirming it: count a crash for it and clear the marker.
     pub fn on_boot(&self) -> Result<BootCheck, LkgError> {
+        let _one_at_a_time = self.guard.lock().unwrap_or_else(|e| e.into_inner());
         let (mut state, guard_corrupt) = self.read_guard()?;
         let crashed = state.activating.take().map(|marker| {
             let count = state.record_crash(marker.hash, now_unix_ms());

@@ -4,24 +4,31 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceBuilder;
+pub use tower::limit::GlobalConcurrencyLimitLayer;
 
 use crate::live::Shared;
-use crate::proxy::handle;
+use crate::proxy::{RespBody, error_response, handle};
+use http::Response;
 
 /// Accept connections until `shutdown` flips, then drain in-flight requests for up to `drain`.
+/// Requests beyond `limit` in flight at once are shed with a 503 (`overloaded`) rather than
+/// queued, so an overloaded gateway stays responsive (tower's global concurrency limit and
+/// load-shed layers).
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
+    limit: GlobalConcurrencyLimitLayer,
 ) {
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -40,7 +47,13 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let is_tls = tls.is_some();
-        let service = service_fn(move |req| handle(shared.clone(), req, peer, is_tls));
+        let service = TowerToHyperService::new(
+            ServiceBuilder::new()
+                .map_result(shed)
+                .load_shed()
+                .layer(limit.clone())
+                .service_fn(move |req| handle(shared.clone(), req, peer, is_tls)),
+        );
         match &tls {
             None => {
                 let conn = builder
@@ -81,6 +94,13 @@ pub async fn serve(
         _ = graceful.shutdown() => tracing::info!("drained"),
         _ = tokio::time::sleep(drain) => tracing::warn!(timeout_secs = drain.as_secs(), "drain timed out"),
     }
+}
+
+/// Turn a shed request into a 503 response instead of a broken connection.
+fn shed(
+    r: Result<Response<RespBody>, tower::BoxError>,
+) -> Result<Response<RespBody>, tower::BoxError> {
+    Ok(r.unwrap_or_else(|_| error_response(503, "overloaded", None)))
 }
 
 /// A TLS acceptor from PEM files, offering HTTP/2 and HTTP/1.1 by ALPN.
