@@ -62,11 +62,14 @@ impl Ending {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+/// One second of the sliding window. Lock-free: the first request of a new second claims the
+/// slot and resets it; a request racing the reset may be counted in either second, which the
+/// guard tolerates.
+#[derive(Debug, Default)]
 struct Slot {
-    second: u64,
-    requests: u64,
-    errors: u64,
+    second: AtomicU64,
+    requests: AtomicU64,
+    errors: AtomicU64,
 }
 
 /// The counters of one cohort.
@@ -79,7 +82,7 @@ pub struct CohortStats {
     fallbacks: AtomicU64,
     latency: [AtomicU64; LATENCY_BOUNDS_MS.len() + 1],
     tripped: AtomicBool,
-    window: Mutex<Vec<Slot>>,
+    window: Box<[Slot]>,
 }
 
 impl CohortStats {
@@ -92,7 +95,7 @@ impl CohortStats {
             fallbacks: AtomicU64::new(0),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
             tripped: AtomicBool::new(false),
-            window: Mutex::new(vec![Slot::default(); window_secs.max(1) as usize]),
+            window: (0..window_secs.max(1)).map(|_| Slot::default()).collect(),
         }
     }
 
@@ -126,26 +129,38 @@ impl CohortStats {
             .position(|&b| ms <= b)
             .unwrap_or(LATENCY_BOUNDS_MS.len());
         self.latency[bucket].fetch_add(1, Relaxed);
-        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
-        let n = w.len() as u64;
-        let slot = &mut w[(second % n) as usize];
-        if slot.second != second {
-            *slot = Slot {
-                second,
-                ..Slot::default()
-            };
+        // Seconds are stored plus one, so a fresh slot (0) never looks current.
+        let tag = second + 1;
+        let slot = &self.window[(second % self.window.len() as u64) as usize];
+        let seen = slot.second.load(Relaxed);
+        if seen != tag
+            && slot
+                .second
+                .compare_exchange(seen, tag, Relaxed, Relaxed)
+                .is_ok()
+        {
+            slot.requests.store(0, Relaxed);
+            slot.errors.store(0, Relaxed);
         }
-        slot.requests += 1;
-        slot.errors += u64::from(ending.is_error() || fallback);
+        slot.requests.fetch_add(1, Relaxed);
+        if ending.is_error() || fallback {
+            slot.errors.fetch_add(1, Relaxed);
+        }
     }
 
     /// Requests and errors over the window ending at `second`.
     fn window(&self, second: u64) -> (u64, u64) {
-        let w = self.window.lock().unwrap_or_else(|e| e.into_inner());
-        let n = w.len() as u64;
-        w.iter()
-            .filter(|s| s.second + n > second && s.second <= second)
-            .fold((0, 0), |(r, e), s| (r + s.requests, e + s.errors))
+        let n = self.window.len() as u64;
+        let tag = second + 1;
+        self.window
+            .iter()
+            .filter(|s| {
+                let t = s.second.load(Relaxed);
+                t != 0 && t + n > tag && t <= tag
+            })
+            .fold((0, 0), |(r, e), s| {
+                (r + s.requests.load(Relaxed), e + s.errors.load(Relaxed))
+            })
     }
 
     pub fn counters(&self) -> CohortCounters {
