@@ -22,6 +22,8 @@ use rampart_model::load::{LoadError, from_json, from_yaml};
 use rampart_model::validate::validate;
 use rampart_model::{Config, DeclaredImpact, Snapshot};
 
+mod load;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rampart",
@@ -54,6 +56,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:18081")]
         listen: SocketAddr,
     },
+    /// Open-loop HTTP load: fixed-rate requests, failures counted, latency from schedule.
+    Load(load::LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +148,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -171,6 +176,7 @@ fn run(cli: Cli) -> Result<()> {
             ))
         }
         Command::Gateway(args) => gateway(*args),
+        Command::Load(args) => load::run(args),
         Command::DemoUpstream { name, listen } => runtime()?.block_on(async move {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await

@@ -119,28 +119,49 @@ impl Gateway {
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "cannot read the crash-loop guard state"),
         }
-        let before = self.shared.current().map(|a| a.snapshot.hash());
-        match self.shared.apply(snapshot) {
-            Err(refused) => ConfigAck::Nack {
-                hash,
-                reason: refused.0,
-            },
-            Ok(active) => {
-                if before != Some(hash) {
-                    self.watch_stability(active);
-                }
-                ConfigAck::Ack { hash }
+        if self
+            .shared
+            .current()
+            .is_some_and(|a| a.snapshot.hash() == hash)
+        {
+            return ConfigAck::Ack { hash };
+        }
+        let active = match self.shared.prepare(snapshot) {
+            Ok(a) => a,
+            Err(refused) => {
+                return ConfigAck::Nack {
+                    hash,
+                    reason: refused.0,
+                };
+            }
+        };
+        // The marker is on disk before the first request meets the snapshot, so a crash on
+        // its very first requests is counted.
+        if let Err(e) = self.lkg.begin_activation(hash) {
+            tracing::warn!(error = %e, "cannot record the activation");
+        }
+        self.shared.activate(active.clone());
+        self.watch_stability(active);
+        ConfigAck::Ack { hash }
+    }
+
+    /// Offer what a file poll produced; a file that does not parse counts as refused.
+    fn offer_polled(&self, polled: Result<Option<Snapshot>, String>) {
+        match polled {
+            Ok(Some(snapshot)) => {
+                self.offer(snapshot);
+            }
+            Ok(None) => {}
+            Err(_) => {
+                self.shared.metrics.configs_refused.inc();
             }
         }
     }
 
-    /// Mark the activation, and make the snapshot the LKG once it has run for the stability
-    /// period without the process dying.
+    /// Make the snapshot the LKG once it has run for the stability period without the
+    /// process dying.
     fn watch_stability(&self, active: Arc<live::Active>) {
         let hash = active.snapshot.hash();
-        if let Err(e) = self.lkg.begin_activation(hash) {
-            tracing::warn!(error = %e, "cannot record the activation");
-        }
         let (lkg, shared, stability) = (self.lkg.clone(), self.shared.clone(), self.stability);
         tokio::spawn(async move {
             tokio::time::sleep(stability).await;
@@ -224,10 +245,8 @@ pub async fn run(
         }
     };
     let mut watcher = opts.config.clone().map(source::FileSource::new);
-    if let Some(w) = watcher.as_mut()
-        && let Some(snapshot) = w.poll()
-    {
-        gateway.offer(snapshot);
+    if let Some(w) = watcher.as_mut() {
+        gateway.offer_polled(w.poll());
     }
     if shared.current().is_none() {
         gateway.boot_from_lkg();
@@ -248,9 +267,7 @@ pub async fn run(
                     _ = tokio::time::sleep(poll) => {}
                     _ = stop.changed() => return,
                 }
-                if let Some(snapshot) = w.poll() {
-                    gateway.offer(snapshot);
-                }
+                gateway.offer_polled(w.poll());
             }
         });
     }

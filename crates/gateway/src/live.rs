@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
-use rampart_eval::Evaluator;
+use rampart_eval::{Cohort, Evaluator};
 use rampart_model::config::{AuthPolicy, PolicyKind};
 use rampart_model::wire::{ConfigAck, GatewayReport};
 use rampart_model::{GatewayIdentity, Snapshot};
@@ -15,18 +15,42 @@ use rampart_model::{GatewayIdentity, Snapshot};
 use crate::metrics::{EndpointLabels, Metrics, SnapshotLabels};
 use crate::ratelimit::RateLimiter;
 use crate::stats::{CohortStats, GuardConfig, Samples, Stats};
-use crate::upstream::Upstreams;
+use crate::upstream::{Pool, Upstreams};
 
 /// One compiled snapshot and what serving it needs.
 #[derive(Debug)]
 pub struct Active {
     pub snapshot: Snapshot,
     pub evaluator: Evaluator,
-    pub upstreams: Upstreams,
+    /// Pools of the baseline, then of each rollout's candidate (which may define its own
+    /// upstreams); a pool whose definition is unchanged is shared.
+    pools: Vec<Upstreams>,
     /// Counters of each rollout's candidate, by rollout index.
     pub candidates: Vec<Arc<CohortStats>>,
     /// Headers that carry credentials in this snapshot; samples keep only a fingerprint.
     pub secret_headers: BTreeSet<String>,
+}
+
+impl Active {
+    /// The pools the configuration of `cohort` routes to.
+    pub fn upstreams(&self, cohort: Cohort) -> &Upstreams {
+        let i = match cohort {
+            Cohort::Baseline => 0,
+            Cohort::Candidate(i) => i + 1,
+        };
+        self.pools.get(i).unwrap_or(&self.pools[0])
+    }
+
+    /// Every pool, once.
+    pub fn all_pools(&self) -> Vec<Arc<Pool>> {
+        let mut out: Vec<Arc<Pool>> = Vec::new();
+        for p in self.pools.iter().flat_map(|u| &u.pools) {
+            if !out.iter().any(|q| Arc::ptr_eq(p, q)) {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
 }
 
 /// Options of the gateway that do not come from snapshots.
@@ -79,38 +103,40 @@ impl Shared {
         self.live.load_full()
     }
 
-    /// Compile and activate a snapshot, or refuse it and keep serving the current one.
+    /// Compile a snapshot and build its pools, without serving it yet; or refuse it.
     /// Needs a Tokio runtime (new pools start health checks).
-    pub fn apply(&self, snapshot: Snapshot) -> Result<Arc<Active>, Refused> {
-        let _swap = self.swap_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let hash = snapshot.hash();
-        if let Some(current) = self.live.load_full()
-            && current.snapshot.hash() == hash
-        {
-            return Ok(current);
-        }
+    pub fn prepare(&self, snapshot: Snapshot) -> Result<Arc<Active>, Refused> {
         let evaluator = match Evaluator::compile(&snapshot) {
             Ok(e) => e,
             Err(e) => return Err(self.refuse(&snapshot, e.to_string())),
         };
-        let previous = self.live.load_full();
-        let empty = Upstreams::default();
-        let upstreams = Upstreams::build(
-            &snapshot.config().upstreams,
-            previous.as_ref().map_or(&empty, |p| &p.upstreams),
-        );
+        let mut reuse = self.current().map(|a| a.all_pools()).unwrap_or_default();
+        let configs = std::iter::once(snapshot.config())
+            .chain(snapshot.rollouts().iter().map(|r| &r.candidate));
+        let mut pools = Vec::with_capacity(1 + snapshot.rollouts().len());
+        for cfg in configs {
+            let built = Upstreams::build(&cfg.upstreams, &reuse);
+            reuse.extend(built.pools.iter().cloned());
+            pools.push(built);
+        }
         let ids: Vec<&str> = snapshot.rollouts().iter().map(|r| r.id.as_str()).collect();
         let candidates = self.stats.rollouts(&ids);
-        let rollouts = ids.len();
         let secret_headers = secret_headers(&snapshot);
-        let active = Arc::new(Active {
+        Ok(Arc::new(Active {
             snapshot,
             evaluator,
-            upstreams,
+            pools,
             candidates,
             secret_headers,
-        });
-        self.live.store(Some(active.clone()));
+        }))
+    }
+
+    /// Serve a prepared snapshot from now on. Requests already in flight finish on theirs.
+    pub fn activate(&self, active: Arc<Active>) {
+        let _swap = self.swap_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let hash = active.snapshot.hash();
+        let rollouts = active.snapshot.rollouts().len();
+        self.live.store(Some(active));
         self.metrics.configs_applied.inc();
         self.metrics.active_snapshot.clear();
         self.metrics
@@ -120,7 +146,6 @@ impl Shared {
             })
             .set(1);
         tracing::info!(hash = %hash, rollouts, "snapshot activated");
-        Ok(active)
     }
 
     fn refuse(&self, snapshot: &Snapshot, reason: String) -> Refused {
@@ -158,7 +183,7 @@ impl Shared {
     pub fn refresh_gauges(&self) {
         self.metrics.endpoint_healthy.clear();
         if let Some(active) = self.current() {
-            for pool in &active.upstreams.pools {
+            for pool in active.all_pools() {
                 for e in &pool.endpoints {
                     self.metrics
                         .endpoint_healthy

@@ -113,7 +113,7 @@ enum Action {
 
 #[derive(Debug)]
 struct Forward {
-    upstream: usize,
+    pool: Arc<Pool>,
     hash_key: Option<Vec<u8>>,
     request_edits: Vec<Edit>,
     response_edits: Vec<Edit>,
@@ -203,9 +203,11 @@ fn hash_key(pool: &Pool, d: &Decision<'_>, meta: &RequestMeta<'_>) -> Option<Vec
     })
 }
 
+/// `served` is the cohort whose configuration produced `d` (the baseline after a fallback).
 fn plan(
     shared: &Shared,
     active: &Active,
+    served: Cohort,
     d: &Decision<'_>,
     meta: &RequestMeta<'_>,
     now: Instant,
@@ -268,9 +270,16 @@ fn plan(
                 Action::Respond(resp)
             } else {
                 let route = d.route.expect("an allowed request has a route");
-                let pool = &active.upstreams.pools[route.upstream_index];
+                let Some(pool) = active.upstreams(served).pools.get(route.upstream_index) else {
+                    // Cannot happen with a compiled snapshot; refuse rather than panic.
+                    facts.outcome = "no_upstream";
+                    return (
+                        Action::Respond(error_response(502, "no_upstream", None)),
+                        facts,
+                    );
+                };
                 Action::Forward(Forward {
-                    upstream: route.upstream_index,
+                    pool: pool.clone(),
                     hash_key: hash_key(pool, d, meta),
                     request_edits: edits(&d.request_headers),
                     response_edits: edits(&d.response_headers),
@@ -326,7 +335,8 @@ pub async fn handle(
             cohort = Cohort::Baseline;
         }
         let (decision, fallback) = decide(&active, &meta, cohort);
-        let (action, facts) = plan(&shared, &active, &decision, &meta, start);
+        let served = if fallback { Cohort::Baseline } else { cohort };
+        let (action, facts) = plan(&shared, &active, served, &decision, &meta, start);
         let sample = shared
             .samples
             .wants()
@@ -345,9 +355,7 @@ pub async fn handle(
                 },
             )
         }
-        Action::Forward(fwd) => {
-            forward(&shared, &active, parts, body, peer, tls, &host, fwd, start).await
-        }
+        Action::Forward(fwd) => forward(&shared, parts, body, peer, tls, &host, fwd, start).await,
     };
 
     let latency = start.elapsed();
@@ -476,7 +484,6 @@ fn idempotent(m: &Method) -> bool {
 #[allow(clippy::too_many_arguments)]
 async fn forward(
     shared: &Shared,
-    active: &Active,
     parts: http::request::Parts,
     body: Incoming,
     peer: SocketAddr,
@@ -485,7 +492,7 @@ async fn forward(
     fwd: Forward,
     start: Instant,
 ) -> (Response<RespBody>, Ending) {
-    let pool = &active.upstreams.pools[fwd.upstream];
+    let pool = &fwd.pool;
     let def = &pool.def;
     let replayable = idempotent(&parts.method) && body.is_end_stream();
     let attempts = if replayable {

@@ -20,30 +20,27 @@ impl FileSource {
         FileSource { path, last: None }
     }
 
-    /// The snapshot in the file, if its content changed since the last call and parses.
-    /// Errors are logged with the file and the field at fault; the caller keeps what it has.
-    pub fn poll(&mut self) -> Option<Snapshot> {
+    /// The snapshot in the file, if its content changed since the last call: `Ok(None)` when
+    /// unchanged or unreadable, `Err` with the reason (file, field, line) when it does not parse.
+    pub fn poll(&mut self) -> Result<Option<Snapshot>, String> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) => {
                 if self.last.is_some() || e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(file = %self.path.display(), error = %e, "cannot read the config file");
                 }
-                return None;
+                return Ok(None);
             }
         };
         let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
         if self.last == Some(digest) {
-            return None;
+            return Ok(None);
         }
         self.last = Some(digest);
-        match parse(&text) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::error!(file = %self.path.display(), error = %e, "config file refused; still serving the previous snapshot");
-                None
-            }
-        }
+        parse(&text).map(Some).map_err(|e| {
+            tracing::error!(file = %self.path.display(), error = %e, "config file refused; still serving the previous snapshot");
+            format!("{}: {e}", self.path.display())
+        })
     }
 }
 

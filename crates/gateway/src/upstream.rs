@@ -204,14 +204,13 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// Pools for `defs`, reusing those of `previous` whose definition is unchanged.
-    pub fn build(defs: &[Upstream], previous: &Upstreams) -> Upstreams {
+    /// Pools for `defs`, reusing any pool in `reuse` whose definition is unchanged.
+    pub fn build(defs: &[Upstream], reuse: &[Arc<Pool>]) -> Upstreams {
         Upstreams {
             pools: defs
                 .iter()
                 .map(|d| {
-                    previous
-                        .pools
+                    reuse
                         .iter()
                         .find(|p| p.def == *d)
                         .cloned()
@@ -305,9 +304,9 @@ mod tests {
         let a = upstream(LoadBalancing::RoundRobin, 2);
         let mut b = upstream(LoadBalancing::RoundRobin, 3);
         b.name = "v".into();
-        let first = Upstreams::build(&[a.clone(), b.clone()], &Upstreams::default());
+        let first = Upstreams::build(&[a.clone(), b.clone()], &[]);
         b.endpoints.pop();
-        let second = Upstreams::build(&[a, b], &first);
+        let second = Upstreams::build(&[a, b], &first.pools);
         assert!(Arc::ptr_eq(&first.pools[0], &second.pools[0]));
         assert!(!Arc::ptr_eq(&first.pools[1], &second.pools[1]));
     }

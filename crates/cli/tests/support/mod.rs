@@ -286,3 +286,250 @@ pub fn write_atomic(path: &Path, text: &str) {
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, path).unwrap();
 }
+
+/// Like [`start_gateway`], but `args` may set `--poll-ms`, `--stability-secs` and
+/// `--drain-secs` itself: clap refuses a flag given twice, so `start_gateway`'s `extra` cannot
+/// override them. The defaults (50 ms, 1 s, 5 s) apply to those `args` leaves out.
+pub fn start_gateway_with_args(
+    config: Option<&Path>,
+    data_dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Gateway {
+    std::fs::create_dir_all(data_dir).unwrap();
+    let log = data_dir.with_extension(format!("log-{}", std::process::id()));
+    let mut cmd = Command::new(rampart_bin());
+    cmd.args([
+        "gateway",
+        "--cell",
+        "eu-1",
+        "--id",
+        "gw-test",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    for (flag, default) in [
+        ("--poll-ms", "50"),
+        ("--stability-secs", "1"),
+        ("--drain-secs", "5"),
+    ] {
+        if !args.contains(&flag) {
+            cmd.args([flag, default]);
+        }
+    }
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env_remove("FAILPOINTS")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("rampart starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with("rampart gateway ready") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+        let _ = child.kill();
+        panic!(
+            "gateway not ready; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    };
+    let field = |name: &str| -> Option<SocketAddr> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .map(|a| a.parse().unwrap())
+    };
+    Gateway {
+        proxy: field("proxy").unwrap(),
+        admin: field("admin").unwrap(),
+        tls: field("tls"),
+        child,
+        log,
+    }
+}
+
+/// The byte at offset `i` of a [`PatternBody`]: a pattern that catches lost, repeated or
+/// reordered chunks.
+pub fn pattern_byte(i: u64) -> u8 {
+    (i % 251) as u8
+}
+
+/// The FNV-1a offset basis, to start a [`fnv1a`] hash.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Continue an FNV-1a hash over `data`.
+pub fn fnv1a(mut hash: u64, data: &[u8]) -> u64 {
+    for &b in data {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// A streamed body of `len` bytes of [`pattern_byte`], produced 64 KiB at a time with no
+/// declared length (so HTTP/1.1 sends it chunked).
+#[derive(Debug)]
+pub struct PatternBody {
+    sent: u64,
+    len: u64,
+}
+
+impl PatternBody {
+    pub fn new(len: u64) -> Self {
+        PatternBody { sent: 0, len }
+    }
+
+    /// The FNV-1a hash of the whole body.
+    pub fn hash(len: u64) -> u64 {
+        let bytes: Vec<u8> = (0..len).map(pattern_byte).collect();
+        fnv1a(FNV_OFFSET, &bytes)
+    }
+}
+
+impl hyper::body::Body for PatternBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        if self.sent >= self.len {
+            return std::task::Poll::Ready(None);
+        }
+        let n = (self.len - self.sent).min(64 * 1024);
+        let chunk: Vec<u8> = (self.sent..self.sent + n).map(pattern_byte).collect();
+        self.sent += n;
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(chunk)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.sent >= self.len
+    }
+}
+
+/// An upstream that reads request bodies: it answers with JSON naming itself, the request
+/// headers (a repeated field's values joined by newlines, so each field line shows), and the
+/// body's length (`received`) and FNV-1a hash (`fnv`). A request header
+/// `x-test-response-bytes: N` makes it stream back a [`PatternBody`] of N bytes instead, and
+/// `x-test-hop-response: 1` adds hop-by-hop response headers (`connection: x-upstream-hop`,
+/// `x-upstream-hop`, `keep-alive`) next to an end-to-end one (`x-upstream-e2e`).
+pub async fn body_upstream(name: &str) -> Upstream {
+    use http_body_util::BodyExt;
+    type Resp =
+        hyper::Response<http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>>;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let healthy = Arc::new(AtomicBool::new(true));
+    let hits = Arc::new(AtomicU64::new(0));
+    let (n, me) = (hits.clone(), name.to_owned());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (n, me) = (n.clone(), me.clone());
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (n, me) = (n.clone(), me.clone());
+                async move {
+                    n.fetch_add(1, Relaxed);
+                    let (parts, mut body) = req.into_parts();
+                    let (mut received, mut fnv) = (0u64, FNV_OFFSET);
+                    while let Some(frame) = body.frame().await {
+                        if let Some(data) = frame?.data_ref() {
+                            received += data.len() as u64;
+                            fnv = fnv1a(fnv, data);
+                        }
+                    }
+                    let header = |k: &str| parts.headers.get(k).and_then(|v| v.to_str().ok());
+                    let mut resp: Resp =
+                        match header("x-test-response-bytes").and_then(|v| v.parse::<u64>().ok()) {
+                            Some(len) => hyper::Response::new(PatternBody::new(len).boxed()),
+                            None => {
+                                let headers: serde_json::Map<String, serde_json::Value> = parts
+                                    .headers
+                                    .keys()
+                                    .map(|k| {
+                                        let values: Vec<String> = parts
+                                            .headers
+                                            .get_all(k)
+                                            .iter()
+                                            .map(|v| String::from_utf8_lossy(v.as_bytes()).into())
+                                            .collect();
+                                        (k.as_str().to_owned(), values.join("\n").into())
+                                    })
+                                    .collect();
+                                let json = serde_json::json!({
+                                    "upstream": me, "method": parts.method.as_str(),
+                                    "uri": parts.uri.to_string(), "headers": headers,
+                                    "received": received, "fnv": fnv.to_string(),
+                                });
+                                let mut r = hyper::Response::new(
+                                    Full::new(Bytes::from(json.to_string())).boxed(),
+                                );
+                                r.headers_mut()
+                                    .insert("content-type", "application/json".parse().unwrap());
+                                r
+                            }
+                        };
+                    if header("x-test-hop-response") == Some("1") {
+                        let h = resp.headers_mut();
+                        h.insert("connection", "x-upstream-hop".parse().unwrap());
+                        h.insert("x-upstream-hop", "secret".parse().unwrap());
+                        h.insert("keep-alive", "timeout=5".parse().unwrap());
+                        h.insert("x-upstream-e2e", "kept".parse().unwrap());
+                    }
+                    Ok::<_, hyper::Error>(resp)
+                }
+            });
+            tokio::spawn(async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Upstream {
+        addr,
+        name: name.to_owned(),
+        healthy,
+        hits,
+        task,
+    }
+}
+
+/// The sum of the samples of metric `name` (as the exposition names it, `_total` included)
+/// whose labels include every pair of `labels`; `None` if no sample matches.
+pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
