@@ -114,6 +114,9 @@ enum Action {
 #[derive(Debug)]
 struct Forward {
     pool: Arc<Pool>,
+    /// The tenant header, set to the tenant the gateway established (an API key's tenant
+    /// overrides what the client sent), so the upstream can trust it.
+    tenant: Option<(HeaderName, HeaderValue)>,
     hash_key: Option<Vec<u8>>,
     request_edits: Vec<Edit>,
     response_edits: Vec<Edit>,
@@ -278,8 +281,16 @@ fn plan(
                         facts,
                     );
                 };
+                let tenant_header = &active.snapshot.config().settings.tenant_header;
+                let tenant = d.tenant.and_then(|t| {
+                    Some((
+                        HeaderName::from_bytes(tenant_header.as_bytes()).ok()?,
+                        HeaderValue::from_str(t).ok()?,
+                    ))
+                });
                 Action::Forward(Forward {
                     pool: pool.clone(),
+                    tenant,
                     hash_key: hash_key(pool, d, meta),
                     request_edits: edits(&d.request_headers),
                     response_edits: edits(&d.response_headers),
@@ -316,13 +327,19 @@ pub async fn handle(
                 .map(str::to_owned)
         })
         .unwrap_or_default();
+    // Routing and forwarding both use the path with dot-segments resolved, so `/a/../admin`
+    // cannot take the policies of `/a/` and still reach `/admin` upstream.
+    let Some(path) = normalize_path(parts.uri.path()) else {
+        return Ok(error_response(400, "bad_request_target", None));
+    };
+    let path = path.into_owned();
     // Everything that borrows the request head happens here, before any await.
     let (action, facts, cohort, fallback, sample) = {
         let view = HeaderView(&parts.headers);
         let meta = RequestMeta {
             method: parts.method.as_str(),
             host: &host,
-            path: parts.uri.path(),
+            path: &path,
             client_ip: peer.ip(),
             headers: &view,
             attributes: &[],
@@ -355,7 +372,9 @@ pub async fn handle(
                 },
             )
         }
-        Action::Forward(fwd) => forward(&shared, parts, body, peer, tls, &host, fwd, start).await,
+        Action::Forward(fwd) => {
+            forward(&shared, parts, body, peer, tls, &host, &path, fwd, start).await
+        }
     };
 
     let latency = start.elapsed();
@@ -474,6 +493,58 @@ pub fn fingerprint(secret: &[u8]) -> String {
     format!("sha256:{}", hex::encode(&Sha256::digest(secret)[..8]))
 }
 
+/// Resolve `.` and `..` segments (also percent-encoded) as RFC 3986 section 5.2.4 does.
+/// `None` for a path that is not absolute.
+pub fn normalize_path(path: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if !path.starts_with('/') {
+        return (path == "*").then(|| std::borrow::Cow::Borrowed("/"));
+    }
+    let dotty = |seg: &str| {
+        let lower = seg.to_ascii_lowercase().replace("%2e", ".");
+        match lower.as_str() {
+            "." => Some(false),
+            ".." => Some(true),
+            _ => None,
+        }
+    };
+    let suspicious = path.contains("/.") || path.to_ascii_lowercase().contains("/%2e");
+    if !suspicious {
+        return Some(std::borrow::Cow::Borrowed(path));
+    }
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    let last = segments.len() - 1;
+    for (i, seg) in segments.iter().enumerate() {
+        match dotty(seg) {
+            Some(up) => {
+                if up {
+                    out.pop();
+                }
+                if i == last {
+                    out.push("");
+                }
+            }
+            None => out.push(seg),
+        }
+    }
+    Some(std::borrow::Cow::Owned(format!("/{}", out.join("/"))))
+}
+
+/// HTTP/2 lets clients split cookies over several fields; HTTP/1.1 upstreams need one
+/// (RFC 9113, section 8.2.3).
+fn join_cookies(headers: &mut HeaderMap) {
+    let values: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    if values.len() > 1
+        && let Ok(v) = HeaderValue::from_str(&values.join("; "))
+    {
+        headers.insert(header::COOKIE, v);
+    }
+}
+
 fn idempotent(m: &Method) -> bool {
     matches!(
         *m,
@@ -489,6 +560,7 @@ async fn forward(
     peer: SocketAddr,
     tls: bool,
     host: &str,
+    path: &str,
     fwd: Forward,
     start: Instant,
 ) -> (Response<RespBody>, Ending) {
@@ -507,9 +579,15 @@ async fn forward(
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
     let client_ip = peer.ip().to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {client_ip}"),
-        None => client_ip,
+    let prior: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let xff = if prior.is_empty() {
+        client_ip
+    } else {
+        format!("{}, {client_ip}", prior.join(", "))
     };
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert("x-forwarded-for", v);
@@ -522,12 +600,17 @@ async fn forward(
         headers.insert("x-forwarded-host", v.clone());
         headers.insert(header::HOST, v);
     }
+    if parts.version == Version::HTTP_2 {
+        join_cookies(&mut headers);
+    }
+    if let Some((name, value)) = &fwd.tenant {
+        headers.insert(name.clone(), value.clone());
+    }
     apply(&fwd.request_edits, &mut headers);
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+    let path = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
 
     let mut body = Some(body);
     let mut failed: Option<Arc<crate::upstream::Endpoint>> = None;
@@ -632,6 +715,9 @@ fn upstream_response(
 ) -> Response<RespBody> {
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    // Only the gateway says a response is its own.
+    parts.headers.remove("x-rampart-origin");
+    parts.headers.remove("x-rampart-error");
     apply(edits, &mut parts.headers);
     let body = Deadline {
         inner: body,
@@ -669,5 +755,30 @@ impl Body for Deadline {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_path;
+
+    #[test]
+    fn dot_segments_are_resolved() {
+        for (input, want) in [
+            ("/a/b", "/a/b"),
+            ("/public/../admin/x", "/admin/x"),
+            ("/public/%2e%2e/admin", "/admin"),
+            ("/public/%2E%2e/admin", "/admin"),
+            ("/a/./b/.", "/a/b/"),
+            ("/../../etc", "/etc"),
+            ("/a/..", "/"),
+            ("/a/b/../", "/a/"),
+            ("/.well-known/x", "/.well-known/x"),
+            ("/a/.hidden", "/a/.hidden"),
+            ("/", "/"),
+        ] {
+            assert_eq!(normalize_path(input).unwrap(), want, "{input}");
+        }
+        assert!(normalize_path("relative").is_none());
     }
 }
