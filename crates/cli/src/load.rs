@@ -498,20 +498,27 @@ async fn drive(target: Target, total: u64, args: &LoadArgs) -> Report {
         .collect();
     let start = Instant::now();
     let mut schedule = Schedule::new(start, args.rate, total);
-    while let Some(next) = schedule.next_at() {
-        tokio::time::sleep_until(next.into()).await;
-        for at in schedule.due(Instant::now()) {
-            // The workers only stop once this sender is dropped.
-            let _ = tx.send(at);
+    // The schedule runs on its own thread: Tokio's timers tick in whole milliseconds, which
+    // would send requests in bursts and add up to a millisecond to each latency. The workers
+    // stop once this thread ends and drops the sender.
+    let pacer = std::thread::spawn(move || {
+        while let Some(next) = schedule.next_at() {
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            }
+            for at in schedule.due(Instant::now()) {
+                let _ = tx.send(at);
+            }
         }
-    }
-    drop(tx);
+    });
     let mut stats = Stats::default();
     for w in workers {
         if let Ok(s) = w.await {
             stats.merge(s);
         }
     }
+    let _ = pacer.join();
     let elapsed = start.elapsed();
     let latency = Percentiles::of(&mut stats.latencies);
     let send_lag = Percentiles::of(&mut stats.send_lags);

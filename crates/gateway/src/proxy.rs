@@ -497,7 +497,7 @@ pub fn fingerprint(secret: &[u8]) -> String {
 /// `None` for a path that is not absolute.
 pub fn normalize_path(path: &str) -> Option<std::borrow::Cow<'_, str>> {
     if !path.starts_with('/') {
-        return (path == "*").then(|| std::borrow::Cow::Borrowed("/"));
+        return (path == "*").then_some(std::borrow::Cow::Borrowed("/"));
     }
     let dotty = |seg: &str| {
         let lower = seg.to_ascii_lowercase().replace("%2e", ".");
