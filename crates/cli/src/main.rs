@@ -24,6 +24,11 @@ use rampart_model::{Config, DeclaredImpact, Snapshot};
 
 mod load;
 
+/// mimalloc instead of the system allocator: the proxy allocates small buffers per request,
+/// and glibc's malloc spent a fifth of the gateway's CPU under load (see docs/BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rampart",

@@ -329,10 +329,10 @@ pub async fn handle(
         .unwrap_or_default();
     // Routing and forwarding both use the path with dot-segments resolved, so `/a/../admin`
     // cannot take the policies of `/a/` and still reach `/admin` upstream.
-    let Some(path) = normalize_path(parts.uri.path()) else {
+    let uri = parts.uri.clone(); // shares its bytes
+    let Some(path) = normalize_path(uri.path()) else {
         return Ok(error_response(400, "bad_request_target", None));
     };
-    let path = path.into_owned();
     // Everything that borrows the request head happens here, before any await.
     let (action, facts, cohort, fallback, sample) = {
         let view = HeaderView(&parts.headers);
@@ -545,6 +545,10 @@ fn join_cookies(headers: &mut HeaderMap) {
     }
 }
 
+fn more_attempts(attempt: u32, attempts: u32) -> bool {
+    attempt + 1 < attempts
+}
+
 fn idempotent(m: &Method) -> bool {
     matches!(
         *m,
@@ -578,7 +582,7 @@ async fn forward(
 
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
-    let client_ip = peer.ip().to_string();
+    let client_ip = crate::server::ip_text(peer.ip());
     let prior: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
@@ -645,7 +649,11 @@ async fn forward(
         let mut req = Request::new(req_body);
         *req.method_mut() = parts.method.clone();
         *req.version_mut() = Version::HTTP_11;
-        *req.headers_mut() = headers.clone();
+        *req.headers_mut() = if more_attempts(attempt, attempts) {
+            headers.clone()
+        } else {
+            std::mem::take(&mut headers)
+        };
         match format!("http://{}{}", ep.addr, path).parse() {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => {
@@ -660,7 +668,7 @@ async fn forward(
         }
         let inflight = ep.start();
         let wait = read.min(deadline.saturating_duration_since(Instant::now()));
-        let more = attempt + 1 < attempts;
+        let more = more_attempts(attempt, attempts);
         let retry_on = |r: RetryOn| def.retries.retry_on.contains(&r);
         let (reason, status, retry) =
             match tokio::time::timeout(wait, pool.client.request(req)).await {

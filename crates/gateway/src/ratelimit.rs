@@ -11,7 +11,7 @@ use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use rampart_eval::{LimitKey, RateLimit};
+use rampart_eval::RateLimit;
 
 const SHARDS: usize = 16;
 
@@ -24,12 +24,10 @@ struct Bucket {
     last: Instant,
 }
 
-/// A bucket's identity: the policy and the key value, as owned text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct BucketKey {
-    policy: Box<str>,
-    key: Box<str>,
-}
+/// A bucket's identity: a 64-bit keyed hash of the policy and the key value, so the hot path
+/// allocates nothing. Two keys would share a bucket only on a 64-bit collision of a hash
+/// seeded at random per process.
+type BucketKey = u64;
 
 /// All token buckets of one gateway.
 #[derive(Debug)]
@@ -47,24 +45,13 @@ impl Default for RateLimiter {
     }
 }
 
-fn key_text(key: &LimitKey<'_>) -> String {
-    match key {
-        LimitKey::Tenant(t) => format!("tenant:{t}"),
-        LimitKey::ClientIp(ip) => format!("ip:{ip}"),
-        LimitKey::Route(r) => format!("route:{r}"),
-        LimitKey::Header(h) => format!("header:{h}"),
-    }
-}
-
 impl RateLimiter {
     /// Take one token from the bucket of `limit`, at `now`. Returns whether the request may
     /// proceed.
     pub fn try_acquire(&self, limit: &RateLimit<'_>, now: Instant) -> bool {
-        let key = BucketKey {
-            policy: limit.policy.into(),
-            key: key_text(&limit.key).into(),
-        };
-        let shard = &self.shards[(self.hasher.hash_one(&key) as usize) % SHARDS];
+        // `LimitKey` hashes its variant too, so a tenant and a header with the same text differ.
+        let key: BucketKey = self.hasher.hash_one((limit.policy, &limit.key));
+        let shard = &self.shards[(key as usize) % SHARDS];
         let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
         let burst = f64::from(limit.burst.max(1));
         let rate = f64::from(limit.per_second);
@@ -114,6 +101,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use rampart_eval::LimitKey;
 
     fn limit(per_second: u32, burst: u32, tenant: &str) -> RateLimit<'_> {
         RateLimit {

@@ -134,3 +134,47 @@ pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
         .await
         .map_err(|e| format!("cannot listen for {what} on {addr}: {e}"))
 }
+
+/// The text of an IP address without going through `fmt` (it is on the request path, for
+/// `x-forwarded-for`).
+pub fn ip_text(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut out = String::with_capacity(15);
+            for (i, octet) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                let o = *octet;
+                if o >= 100 {
+                    out.push(char::from(b'0' + o / 100));
+                }
+                if o >= 10 {
+                    out.push(char::from(b'0' + (o / 10) % 10));
+                }
+                out.push(char::from(b'0' + o % 10));
+            }
+            out
+        }
+        v6 => v6.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ip_text_matches_display() {
+        for ip in [
+            "1.2.3.4",
+            "100.0.0.7",
+            "127.0.0.1",
+            "10.20.255.9",
+            "192.168.100.1",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            assert_eq!(super::ip_text(ip), ip.to_string());
+        }
+    }
+}
