@@ -55,7 +55,7 @@ impl Murmur3 {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn update(&mut self, bytes: &[u8]) -> &mut Self {
         // The length is mixed in modulo 2^32, as the reference implementation does.
         self.len = self.len.wrapping_add(bytes.len() as u32);
@@ -88,7 +88,7 @@ impl Murmur3 {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn finish(&self) -> u32 {
         let mut h = self.h;
         if self.tail_len > 0 {
@@ -126,7 +126,7 @@ impl Salt {
     }
 
     /// The bucket of `key`: the same as [`bucket`] with this salt.
-    #[inline]
+    #[inline(always)]
     pub fn bucket(&self, key: &[u8]) -> u32 {
         let mut m = self.prefix;
         m.update(key).finish() % BUCKETS

@@ -115,7 +115,21 @@ impl Cmp {
 #[inline(always)]
 pub(crate) fn eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.first() == b.first() && a == b
+    if a.len() != b.len() || a.first() != b.first() {
+        return false;
+    }
+    if a.len() <= 24 {
+        // A byte loop the optimizer keeps inline; `==` would call `memcmp` for every length.
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        return true;
+    }
+    a == b
 }
 
 /// A set of strings: a linear scan when small, a binary search when not.
