@@ -684,9 +684,10 @@ async fn a_panicking_candidate_falls_back_to_the_baseline() {
         metric(&client, &gw, "rampart_gateway_candidate_fallbacks_total").await,
         REQUESTS as f64
     );
+    // Logged once, not once per request: a failing candidate must not flood the log.
     assert_eq!(
         log_lines(&gw, "candidate evaluation failed; served by the baseline").len(),
-        REQUESTS as usize
+        1
     );
     let (status, _) = readyz(&client, &gw).await;
     assert_eq!(status, 200);

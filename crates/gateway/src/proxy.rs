@@ -397,7 +397,12 @@ pub async fn handle(
                 rollout: rollout.clone(),
             })
             .inc();
-        tracing::warn!(rollout = %rollout, "candidate evaluation failed; served by the baseline");
+        // One line for the first and then every thousandth, so a candidate that fails on
+        // every request cannot flood the log.
+        let n = stats.fallbacks();
+        if n == 1 || n.is_multiple_of(1000) {
+            tracing::warn!(rollout = %rollout, fallbacks = n, "candidate evaluation failed; served by the baseline");
+        }
     }
     if cohort != Cohort::Baseline && shared.stats.judge(stats, second) {
         shared

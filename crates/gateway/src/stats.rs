@@ -103,6 +103,11 @@ impl CohortStats {
         self.rollout.as_deref()
     }
 
+    /// Candidate evaluations that failed and were served by the baseline, so far.
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(Relaxed)
+    }
+
     /// Whether the local guard has stopped using this candidate.
     pub fn is_tripped(&self) -> bool {
         self.tripped.load(Relaxed)
