@@ -55,6 +55,20 @@ enum Command {
     /// Run a gateway: the data plane.
     Gateway(Box<GatewayArgs>),
     /// Run a demo upstream that echoes requests as JSON (and answers /healthz).
+    /// Run the demo: the example fleet's upstreams and one gateway that serves the fleet file
+    /// (and reloads it on edits), with its data in ./rampart-data. The control plane joins it
+    /// when it lands (issue 4).
+    Up {
+        /// The fleet file to serve.
+        #[arg(short = 'f', long = "file", default_value = "examples/fleet.yaml")]
+        file: PathBuf,
+        #[arg(long, default_value = "rampart-data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
+    },
     DemoUpstream {
         #[arg(long)]
         name: String,
@@ -182,6 +196,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Gateway(args) => gateway(*args),
         Command::Load(args) => load::run(args),
+        Command::Up {
+            file,
+            data_dir,
+            listen,
+            admin,
+        } => up(file, data_dir, listen, admin),
         Command::DemoUpstream { name, listen } => runtime()?.block_on(async move {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -240,6 +260,71 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+fn up(file: PathBuf, data_dir: PathBuf, listen: SocketAddr, admin: SocketAddr) -> Result<()> {
+    let cfg = load(&FleetArgs {
+        file: file.clone(),
+        declare_deny_all: vec![],
+    })?;
+    // One demo origin per loopback endpoint of the fleet.
+    let mut origins: Vec<(String, SocketAddr)> = Vec::new();
+    for u in &cfg.upstreams {
+        for (i, e) in u.endpoints.iter().enumerate() {
+            if let Ok(addr) = e.parse::<SocketAddr>()
+                && addr.ip().is_loopback()
+            {
+                origins.push((format!("{}-{}", u.name, i + 1), addr));
+            }
+        }
+    }
+    let version =
+        semver::Version::parse(env!("CARGO_PKG_VERSION")).context("the build's version")?;
+    let opts = rampart_gateway::GatewayOptions {
+        identity: rampart_model::GatewayIdentity {
+            id: "gw-1".into(),
+            cell: "local".into(),
+            version,
+        },
+        listen,
+        tls: None,
+        admin,
+        data_dir: data_dir.join("gateway-gw-1"),
+        config: Some(file.clone()),
+        poll: std::time::Duration::from_millis(500),
+        stability: std::time::Duration::from_secs(30),
+        drain: std::time::Duration::from_secs(10),
+        guard: Default::default(),
+        sample_every: 8,
+        sample_capacity: 2048,
+        max_inflight: 10_000,
+    };
+    runtime()?.block_on(async move {
+        for (name, addr) in &origins {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot start the demo upstream {name} on {addr}"))?;
+            tokio::spawn(rampart_gateway::demo::serve(listener, name.clone()));
+        }
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            let _ = tx.send(true);
+        });
+        let fleet = file.display().to_string();
+        rampart_gateway::run(opts, rx, move |proxy, admin, _| {
+            let _ = out(&format!(
+                "rampart is up: {} demo upstreams, one gateway serving {fleet} (edit it: it reloads)\n  \
+                 proxy   http://{proxy}   try: curl -i -H 'host: jira.example.com' http://{proxy}/browse/X-1\n  \
+                 admin   http://{admin}/metrics  /cohorts  /samples  /readyz\n  \
+                 Ctrl-C stops it; data stays in the data directory for the next start.",
+                origins.len()
+            ));
+        })
+        .await
+        .map_err(anyhow::Error::from)
+    })
 }
 
 fn gateway(a: GatewayArgs) -> Result<()> {
