@@ -1108,7 +1108,19 @@ async fn raw_http1(gw: &Gateway, head: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_host_headers_are_refused() {
+    let (up, _dir, gw) = bug_fixture().await;
+    let r = raw_http1(
+        &gw,
+        "GET /public/x HTTP/1.1\r\nHost: h\r\nHost: evil.example\r\n",
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    assert!(r.contains("duplicate_host"), "{r}");
+    assert_eq!(up.hits.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dot_segments_cannot_bypass_a_routes_policies() {
     let (up, _dir, gw) = bug_fixture().await;
     let r = raw_http1(&gw, "GET /admin/x HTTP/1.1\r\nHost: h\r\n").await;

@@ -12,7 +12,7 @@ use rampart_model::config::{AuthPolicy, PolicyKind};
 use rampart_model::wire::{ConfigAck, GatewayReport};
 use rampart_model::{GatewayIdentity, Snapshot};
 
-use crate::metrics::{EndpointLabels, Metrics, SnapshotLabels};
+use crate::metrics::{EndpointLabels, MetricCache, Metrics, SnapshotLabels};
 use crate::ratelimit::RateLimiter;
 use crate::stats::{CohortStats, GuardConfig, Samples, Stats};
 use crate::upstream::{Pool, Upstreams};
@@ -29,6 +29,8 @@ pub struct Active {
     pub candidates: Vec<Arc<CohortStats>>,
     /// Headers that carry credentials in this snapshot; samples keep only a fingerprint.
     pub secret_headers: BTreeSet<String>,
+    /// Request metrics of this snapshot's routes and cohorts.
+    pub metrics: MetricCache,
 }
 
 impl Active {
@@ -122,12 +124,19 @@ impl Shared {
         let ids: Vec<&str> = snapshot.rollouts().iter().map(|r| r.id.as_str()).collect();
         let candidates = self.stats.rollouts(&ids);
         let secret_headers = secret_headers(&snapshot);
+        let routes = std::iter::once(snapshot.config())
+            .chain(snapshot.rollouts().iter().map(|r| &r.candidate))
+            .map(|c| c.routes.len())
+            .max()
+            .unwrap_or(0);
+        let metrics = MetricCache::new(routes, 1 + snapshot.rollouts().len());
         Ok(Arc::new(Active {
             snapshot,
             evaluator,
             pools,
             candidates,
             secret_headers,
+            metrics,
         }))
     }
 

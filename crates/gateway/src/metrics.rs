@@ -156,3 +156,81 @@ pub fn class(status: u16) -> &'static str {
         _ => "5xx",
     }
 }
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+const ORIGINS: [&str; 2] = ["upstream", "gateway"];
+
+/// The request counters and latency histograms of one active snapshot, found once per
+/// (cohort, route, class, origin) and then used without building labels or taking the
+/// family's lock. The families keep the values, so counts carry across swaps.
+#[derive(Debug)]
+pub struct MetricCache {
+    routes: usize,
+    cohorts: usize,
+    counters: Box<[std::sync::OnceLock<Counter>]>,
+    histograms: Box<[std::sync::OnceLock<Histogram>]>,
+}
+
+impl MetricCache {
+    /// For configurations of at most `routes` routes, and `cohorts` cohorts.
+    pub fn new(routes: usize, cohorts: usize) -> Self {
+        // One more slot per cohort for requests that matched no route.
+        let slots = (routes + 1) * cohorts;
+        MetricCache {
+            routes,
+            cohorts,
+            counters: (0..slots * CLASSES.len() * ORIGINS.len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            histograms: (0..slots).map(|_| std::sync::OnceLock::new()).collect(),
+        }
+    }
+
+    /// The counter and histogram of a request.
+    #[allow(clippy::too_many_arguments)]
+    pub fn handles(
+        &self,
+        metrics: &Metrics,
+        route: Option<&str>,
+        route_index: Option<usize>,
+        cohort: rampart_eval::Cohort,
+        rollout: &str,
+        class: &'static str,
+        origin: &'static str,
+    ) -> (&Counter, &Histogram) {
+        let (cohort_label, c) = match cohort {
+            rampart_eval::Cohort::Baseline => ("baseline", 0),
+            rampart_eval::Cohort::Candidate(i) => ("candidate", i + 1),
+        };
+        let r = route_index
+            .filter(|&i| i < self.routes)
+            .unwrap_or(self.routes);
+        let slot = c.min(self.cohorts - 1) * (self.routes + 1) + r;
+        let k = CLASSES.iter().position(|x| *x == class).unwrap_or(4);
+        let o = ORIGINS.iter().position(|x| *x == origin).unwrap_or(1);
+        let route = route.unwrap_or("none");
+        let counter =
+            self.counters[(slot * CLASSES.len() + k) * ORIGINS.len() + o].get_or_init(|| {
+                metrics
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        route: route.to_owned(),
+                        cohort: cohort_label,
+                        rollout: rollout.to_owned(),
+                        class,
+                        origin,
+                    })
+                    .clone()
+            });
+        let histogram = self.histograms[slot].get_or_init(|| {
+            metrics
+                .duration
+                .get_or_create(&RouteLabels {
+                    route: route.to_owned(),
+                    cohort: cohort_label,
+                })
+                .clone()
+        });
+        (counter, histogram)
+    }
+}

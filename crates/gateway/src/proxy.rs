@@ -27,7 +27,7 @@ use rampart_model::wire::RequestSample;
 use sha2::{Digest, Sha256};
 
 use crate::live::{Active, Shared};
-use crate::metrics::{ReasonLabels, RequestLabels, RolloutLabels, RouteLabels, class};
+use crate::metrics::{ReasonLabels, RolloutLabels, class};
 use crate::stats::Ending;
 use crate::upstream::{InFlight, Pool, ReqBody};
 
@@ -128,6 +128,7 @@ struct Forward {
 #[derive(Debug)]
 struct Facts {
     route: Option<String>,
+    route_index: Option<usize>,
     tenant: Option<String>,
     outcome: &'static str,
 }
@@ -217,6 +218,7 @@ fn plan(
 ) -> (Action, Facts) {
     let mut facts = Facts {
         route: d.route.map(|r| r.id.to_owned()),
+        route_index: d.route.map(|r| r.index),
         tenant: d.tenant.map(str::to_owned),
         outcome: "allow",
     };
@@ -315,6 +317,12 @@ pub async fn handle(
         return Ok(error_response(503, "no_config", None));
     };
     let (parts, body) = req.into_parts();
+    // Two Host headers could route by one and reach the upstream with the other
+    // (RFC 9112, section 3.2: answer 400).
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    if hosts.next().is_some() && hosts.next().is_some() {
+        return Ok(error_response(400, "duplicate_host", None));
+    }
     let host = parts
         .uri
         .authority()
@@ -414,35 +422,22 @@ pub async fn handle(
             .inc();
         tracing::error!(rollout = %rollout, "local guard tripped: this gateway stops using the candidate");
     }
-    let route = facts.route.unwrap_or_else(|| "none".to_owned());
-    let cohort_label = if cohort == Cohort::Baseline {
-        "baseline"
+    let origin = if matches!(ending, Ending::Upstream(_)) {
+        "upstream"
     } else {
-        "candidate"
+        "gateway"
     };
-    shared
-        .metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            route: route.clone(),
-            cohort: cohort_label,
-            rollout,
-            class: class(ending.status()),
-            origin: if matches!(ending, Ending::Upstream(_)) {
-                "upstream"
-            } else {
-                "gateway"
-            },
-        })
-        .inc();
-    shared
-        .metrics
-        .duration
-        .get_or_create(&RouteLabels {
-            route,
-            cohort: cohort_label,
-        })
-        .observe(latency.as_secs_f64());
+    let (requests, duration) = active.metrics.handles(
+        &shared.metrics,
+        facts.route.as_deref(),
+        facts.route_index,
+        cohort,
+        &rollout,
+        class(ending.status()),
+        origin,
+    );
+    requests.inc();
+    duration.observe(latency.as_secs_f64());
     if let Some(mut s) = sample {
         s.status = ending.status();
         shared.samples.push(s);
@@ -623,13 +618,8 @@ async fn forward(
 
     let mut body = Some(body);
     let mut failed: Option<Arc<crate::upstream::Endpoint>> = None;
-    let mut last = (
-        error_response(503, "no_healthy_upstream", None),
-        Ending::Gateway {
-            status: 503,
-            failure: true,
-        },
-    );
+    // The last failure: the response is built only if every attempt failed.
+    let mut last: (u16, &'static str) = (503, "no_healthy_upstream");
     for attempt in 0..attempts {
         let Some(ep) = pool.pick(fwd.hash_key.as_deref(), failed.as_deref()) else {
             shared
@@ -705,19 +695,20 @@ async fn forward(
             })
             .inc();
         tracing::debug!(endpoint = %ep.addr, reason, attempt, "upstream attempt failed");
-        last = (
-            error_response(status, reason, None),
-            Ending::Gateway {
-                status,
-                failure: true,
-            },
-        );
+        last = (status, reason);
         if !retry {
             break;
         }
         failed = Some(ep);
     }
-    last
+    let (status, reason) = last;
+    (
+        error_response(status, reason, None),
+        Ending::Gateway {
+            status,
+            failure: true,
+        },
+    )
 }
 
 fn upstream_response(
