@@ -39,74 +39,7 @@ pub fn start_gateway(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Gateway {
-    std::fs::create_dir_all(data_dir).unwrap();
-    let log = data_dir.with_extension(format!("log-{}", std::process::id()));
-    let mut cmd = Command::new(rampart_bin());
-    cmd.args([
-        "gateway",
-        "--cell",
-        "eu-1",
-        "--id",
-        "gw-test",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-    ])
-    .args([
-        "--poll-ms",
-        "50",
-        "--stability-secs",
-        "1",
-        "--drain-secs",
-        "5",
-    ])
-    .arg("--data-dir")
-    .arg(data_dir)
-    .args(extra)
-    .env("RUST_LOG", "info")
-    .env_remove("FAILPOINTS")
-    .stdout(Stdio::piped())
-    .stderr(std::fs::File::create(&log).unwrap());
-    if let Some(c) = config {
-        cmd.arg("--config").arg(c);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("rampart starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line.starts_with("rampart gateway ready") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(l) => l,
-        Err(_) => {
-            let _ = child.kill();
-            panic!(
-                "gateway not ready; log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-    };
-    let field = |name: &str| -> Option<SocketAddr> {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{name}=")))
-            .map(|a| a.parse().unwrap())
-    };
-    Gateway {
-        proxy: field("proxy").unwrap(),
-        admin: field("admin").unwrap(),
-        tls: field("tls"),
-        child,
-        log,
-    }
+    start_gateway_with_args(config, data_dir, extra, env)
 }
 
 impl Gateway {
