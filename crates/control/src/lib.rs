@@ -8,8 +8,12 @@
 //!   set of migrations, optimistic concurrency;
 //! - [`rules`]: the risk rules (approvals, author exclusion, staging soak, change windows) as
 //!   data, checked in one place;
-//! - [`audit`]: the hash-chained audit log and its verification.
+//! - [`audit`]: the hash-chained audit log and its verification;
+//! - [`service`]: the one path for changes (submit, approve, apply, rollback), transactional;
+//! - [`api`]: the admin REST API on axum, with tokens and roles.
 
+pub mod api;
 pub mod audit;
 pub mod rules;
+pub mod service;
 pub mod store;
