@@ -22,6 +22,7 @@ use rampart_model::load::{LoadError, from_json, from_yaml};
 use rampart_model::validate::validate;
 use rampart_model::{Config, DeclaredImpact, Snapshot};
 
+mod control_cmds;
 mod load;
 
 /// mimalloc instead of the system allocator: the proxy allocates small buffers per request,
@@ -77,6 +78,20 @@ enum Command {
     },
     /// Open-loop HTTP load: fixed-rate requests, failures counted, latency from schedule.
     Load(load::LoadArgs),
+    /// Run the control plane: the admin API over SQLite or PostgreSQL.
+    Control(control_cmds::ControlArgs),
+    /// Show the object-level diff a fleet file would make to an environment.
+    Diff(control_cmds::DiffArgs),
+    /// Turn a fleet file into a change of an environment and submit it.
+    Apply(control_cmds::ApplyArgs),
+    /// Read feature flags.
+    Flag(control_cmds::FlagArgs),
+    /// Submit, show, approve, reject, list and apply changes.
+    Change(control_cmds::ChangeArgs),
+    /// The audit log.
+    Audit(control_cmds::AuditArgs),
+    /// Which gateway runs which snapshot.
+    Fleet(control_cmds::FleetViewArgs),
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +122,15 @@ struct GatewayArgs {
     /// Where the last known good snapshot and the crash-loop guard's state live.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// The control plane to follow (`http://host:port`); needs --control-token.
+    #[arg(long, value_name = "URL", requires = "control_token")]
+    control: Option<String>,
+    /// A gateway token for the control plane.
+    #[arg(long, value_name = "TOKEN")]
+    control_token: Option<String>,
+    /// The environment to follow on the control plane.
+    #[arg(long, default_value = "prod", value_parser = ["dev", "staging", "prod"])]
+    env: String,
     /// How often the config file is checked for edits, in milliseconds.
     #[arg(long, default_value_t = 500)]
     poll_ms: u64,
@@ -196,6 +220,13 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Gateway(args) => gateway(*args),
         Command::Load(args) => load::run(args),
+        Command::Control(args) => control_cmds::control(args),
+        Command::Diff(args) => control_cmds::diff_cmd(args),
+        Command::Apply(args) => control_cmds::apply_cmd(args),
+        Command::Flag(args) => control_cmds::flag_cmd(args),
+        Command::Change(args) => control_cmds::change_cmd(args),
+        Command::Audit(args) => control_cmds::audit_cmd(args),
+        Command::Fleet(args) => control_cmds::fleet_cmd(args),
         Command::Up {
             file,
             data_dir,
@@ -291,6 +322,7 @@ fn up(file: PathBuf, data_dir: PathBuf, listen: SocketAddr, admin: SocketAddr) -
         admin,
         data_dir: data_dir.join("gateway-gw-1"),
         config: Some(file.clone()),
+        control: None,
         poll: std::time::Duration::from_millis(500),
         stability: std::time::Duration::from_secs(30),
         drain: std::time::Duration::from_secs(10),
@@ -347,6 +379,14 @@ fn gateway(a: GatewayArgs) -> Result<()> {
             .data_dir
             .unwrap_or_else(|| PathBuf::from(format!("rampart-data/gateway-{}", a.id))),
         config: a.config,
+        control: a.control.zip(a.control_token).map(|(url, token)| {
+            let env = match a.env.as_str() {
+                "dev" => rampart_model::Environment::Dev,
+                "staging" => rampart_model::Environment::Staging,
+                _ => rampart_model::Environment::Prod,
+            };
+            (url, token, env)
+        }),
         poll: std::time::Duration::from_millis(a.poll_ms.max(10)),
         stability: std::time::Duration::from_secs(a.stability_secs),
         drain: std::time::Duration::from_secs(a.drain_secs),

@@ -20,6 +20,16 @@
 //! | POST | `/v1/envs/{env}/rollback` | rollback to the LKG |
 //! | GET | `/v1/audit`, `/v1/audit/verify` | read_audit |
 //! | POST | `/v1/tokens` | manage_tokens: `{ name, kind?, role? }` |
+//! | GET | `/v1/fleet?env=E` | read: every gateway of E, with its cell, version, hash, last-seen time and last NACK |
+//!
+//! Gateway tokens (and only they; a user token gets 403) may use the distribution endpoints,
+//! each with `?env=E&id=ID&cell=CELL&version=V`:
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/v1/gateways/stream` | server-sent events: `snapshot` events, `id:` the snapshot version, `data:` its JSON; sent on connect (unless `Last-Event-ID` names the current version) and on every new snapshot of E |
+//! | POST | `/v1/gateways/ack` | a `ConfigAck`; a NACK is audited as `gateway_nack` |
+//! | POST | `/v1/gateways/report` | a `GatewayReport`, every second |
 //!
 //! No endpoint mutates an environment except through a change, and rollback to the LKG.
 //!
@@ -50,7 +60,7 @@ use serde_json::json;
 use crate::audit::AuditAction;
 use crate::rules::{Action, Role, RulesConfig, allowed};
 use crate::service::{FieldError, Service, ServiceError, Submission};
-use crate::store::{Store, TokenKind};
+use crate::store::{GatewaySeen, Store, TokenKind, TokenRecord};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -117,7 +127,7 @@ struct ErrorDoc {
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(
     info(title = "rampart admin API", description = "Changes are the only way to mutate an environment; rollback to the LKG is the only fast path."),
-    paths(get_config, get_flags, get_flag, get_snapshot, list_changes, submit, get_change, approve, reject, withdraw, apply, rollback, get_audit, verify_audit, create_token),
+    paths(get_config, get_flags, get_flag, get_snapshot, list_changes, submit, get_change, approve, reject, withdraw, apply, rollback, get_audit, verify_audit, create_token, fleet, gateway_stream, gateway_ack, gateway_report),
     components(schemas(ErrorDoc, FieldError, SubmitBody, RejectBody, TokenBody)),
     modifiers(&BearerAuth),
 )]
@@ -212,6 +222,62 @@ type ApiResult<T = Response> = Result<T, ApiError>;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub service: Service,
+    /// The newest snapshot of each environment, serialized once for every stream; see
+    /// [`AppState::publish`].
+    snapshots: [tokio::sync::watch::Sender<Option<Arc<Published>>>; 3],
+}
+
+/// A snapshot as the streams send it.
+#[derive(Debug)]
+struct Published {
+    version: u64,
+    json: String,
+}
+
+impl AppState {
+    fn env_index(env: Environment) -> usize {
+        match env {
+            Environment::Dev => 0,
+            Environment::Staging => 1,
+            Environment::Prod => 2,
+        }
+    }
+
+    /// Load the newest snapshot of `env` and hand it to every stream of `env`; called after
+    /// each apply and rollback, and by the first stream of an environment.
+    pub async fn publish(&self, env: Environment) {
+        let rec = match self.service.store().latest_snapshot(env).await {
+            Ok(Some(rec)) => rec,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, env = %env, "cannot read the newest snapshot to publish");
+                return;
+            }
+        };
+        let json = match serde_json::to_string(&rec.snapshot) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialize a snapshot");
+                return;
+            }
+        };
+        let new = Arc::new(Published {
+            version: rec.version,
+            json,
+        });
+        // Two publishes may finish out of order: never go back to an older version.
+        self.snapshots[Self::env_index(env)].send_if_modified(|cur| {
+            if cur.as_ref().is_some_and(|c| c.version >= new.version) {
+                return false;
+            }
+            *cur = Some(new);
+            true
+        });
+    }
+
+    fn subscribe(&self, env: Environment) -> tokio::sync::watch::Receiver<Option<Arc<Published>>> {
+        self.snapshots[Self::env_index(env)].subscribe()
+    }
 }
 
 /// Who is calling.
@@ -228,7 +294,10 @@ pub fn router(store: Store, rules: RulesConfig) -> Router {
 
 /// The admin API over a service.
 pub fn router_with(service: Service) -> Router {
-    let state = Arc::new(AppState { service });
+    let state = Arc::new(AppState {
+        service,
+        snapshots: std::array::from_fn(|_| tokio::sync::watch::Sender::new(None)),
+    });
     Router::new()
         .route("/v1/envs/{env}/config", get(get_config))
         .route("/v1/envs/{env}/flags", get(get_flags))
@@ -244,6 +313,10 @@ pub fn router_with(service: Service) -> Router {
         .route("/v1/audit", get(get_audit))
         .route("/v1/audit/verify", get(verify_audit))
         .route("/v1/tokens", post(create_token))
+        .route("/v1/fleet", get(fleet))
+        .route("/v1/gateways/stream", get(gateway_stream))
+        .route("/v1/gateways/ack", post(gateway_ack))
+        .route("/v1/gateways/report", post(gateway_report))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -256,6 +329,42 @@ async fn not_found() -> ApiError {
 
 /// Authenticate the caller and check that their role may do `action`.
 async fn auth(state: &AppState, headers: &HeaderMap, action: Action) -> ApiResult<Caller> {
+    let token = authenticate(state, headers).await?;
+    if token.kind == TokenKind::Gateway {
+        return Err(ApiError::forbidden(
+            "gateway tokens may only stream config and report status",
+        ));
+    }
+    let Ok(role) = token.role.parse::<Role>() else {
+        tracing::warn!(token = %token.id, role = %token.role, "token with an unknown role");
+        return Err(ApiError::forbidden("this token has no valid role"));
+    };
+    if !allowed(role, action) {
+        return Err(ApiError::forbidden(format!(
+            "the {role} role may not {} (needs {} or above)",
+            action_name(action),
+            action.min_role()
+        )));
+    }
+    Ok(Caller {
+        name: token.name,
+        role,
+    })
+}
+
+/// Authenticate a gateway: only gateway tokens pass.
+async fn gateway_auth(state: &AppState, headers: &HeaderMap) -> ApiResult<TokenRecord> {
+    let token = authenticate(state, headers).await?;
+    if token.kind != TokenKind::Gateway {
+        return Err(ApiError::forbidden(
+            "only gateway tokens may use the distribution endpoints",
+        ));
+    }
+    Ok(token)
+}
+
+/// The live token in the `Authorization` header; a failed login is audited.
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<TokenRecord> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::unauthorized());
     };
@@ -295,26 +404,7 @@ async fn auth(state: &AppState, headers: &HeaderMap, action: Action) -> ApiResul
         }
         return Err(ApiError::unauthorized());
     };
-    if token.kind == TokenKind::Gateway {
-        return Err(ApiError::forbidden(
-            "gateway tokens may only stream config and report status",
-        ));
-    }
-    let Ok(role) = token.role.parse::<Role>() else {
-        tracing::warn!(token = %token.id, role = %token.role, "token with an unknown role");
-        return Err(ApiError::forbidden("this token has no valid role"));
-    };
-    if !allowed(role, action) {
-        return Err(ApiError::forbidden(format!(
-            "the {role} role may not {} (needs {} or above)",
-            action_name(action),
-            action.min_role()
-        )));
-    }
-    Ok(Caller {
-        name: token.name,
-        role,
-    })
+    Ok(token)
 }
 
 fn action_name(action: Action) -> &'static str {
@@ -700,6 +790,7 @@ async fn apply(
     let caller = auth(&s, &headers, Action::Apply).await?;
     let Empty {} = body(bytes)?;
     let (change, snapshot) = s.service.apply(&id, &caller.name).await?;
+    s.publish(snapshot.env).await;
     Ok(ok(
         StatusCode::OK,
         &json!({
@@ -727,6 +818,7 @@ async fn rollback(
     let env = parse_env(&env)?;
     let Empty {} = body(bytes)?;
     let snap = s.service.rollback(env, &caller.name).await?;
+    s.publish(env).await;
     Ok(ok(
         StatusCode::OK,
         &json!({ "version": snap.version, "hash": snap.hash.to_string() }),
@@ -817,5 +909,224 @@ async fn create_token(State(s): St, headers: HeaderMap, bytes: RawBody) -> ApiRe
     Ok(ok(
         StatusCode::CREATED,
         &json!({ "token": record, "secret": secret }),
+    ))
+}
+
+// ---- distribution to gateways ----
+
+/// Who a gateway says it is, in the query of every distribution endpoint.
+#[derive(Debug, Deserialize)]
+struct GatewayQuery {
+    env: String,
+    id: String,
+    #[serde(default)]
+    cell: String,
+    #[serde(default)]
+    version: String,
+}
+
+fn gateway_query(raw: Option<String>) -> ApiResult<(Environment, GatewayQuery)> {
+    let raw = raw.unwrap_or_default();
+    let q: GatewayQuery = axum::extract::Query::try_from_uri(
+        &format!("/?{raw}")
+            .parse()
+            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", "bad query"))?,
+    )
+    .map(|axum::extract::Query(q)| q)
+    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let env = parse_env(&q.env)?;
+    if q.id.is_empty() || q.id.len() > 200 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "`id` must be 1 to 200 characters",
+        ));
+    }
+    Ok((env, q))
+}
+
+fn seen(env: Environment, q: &GatewayQuery) -> GatewaySeen {
+    GatewaySeen {
+        env,
+        id: q.id.clone(),
+        cell: q.cell.clone(),
+        version: q.version.clone(),
+        hash: None,
+        last_seen_ms: now_ms(),
+        last_nack: None,
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/gateways/stream",
+    tag = "gateways",
+    params(("env" = String, Query, description = "dev, staging or prod"), ("id" = String, Query, description = "the gateway's id"), ("cell" = Option<String>, Query, description = "its cell"), ("version" = Option<String>, Query, description = "its software version")),
+    responses((status = 200, description = "text/event-stream of `snapshot` events (id: version, data: snapshot JSON); honours Last-Event-ID", content_type = "text/event-stream"), (status = 401, description = "missing or unknown token", body = ErrorDoc), (status = 403, description = "not a gateway token", body = ErrorDoc), (status = 400, description = "bad query or body", body = ErrorDoc)),
+    security(("bearer" = []))
+)]
+/// The snapshot stream of one gateway: a `snapshot` event on connect (unless the gateway's
+/// `Last-Event-ID` names the newest version already) and on every new snapshot.
+async fn gateway_stream(State(s): St, RawQuery(raw): RawQuery, headers: HeaderMap) -> ApiResult {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    gateway_auth(&s, &headers).await?;
+    let (env, q) = gateway_query(raw)?;
+    s.service
+        .store()
+        .upsert_gateway(&seen(env, &q))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let last: Option<u64> = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let rx = s.subscribe(env);
+    if rx.borrow().is_none() {
+        s.publish(env).await;
+    }
+    let stream = futures_util::stream::unfold((rx, last), |(mut rx, mut last)| async move {
+        loop {
+            let current = rx.borrow_and_update().clone();
+            if let Some(p) = current
+                && last != Some(p.version)
+            {
+                last = Some(p.version);
+                let event = Event::default()
+                    .event("snapshot")
+                    .id(p.version.to_string())
+                    .data(p.json.as_str());
+                return Some((Ok::<_, std::convert::Infallible>(event), (rx, last)));
+            }
+            if rx.changed().await.is_err() {
+                return None;
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(10)))
+        .into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/gateways/ack",
+    tag = "gateways",
+    params(("env" = String, Query, description = "dev, staging or prod"), ("id" = String, Query, description = "the gateway's id"), ("cell" = Option<String>, Query, description = "its cell"), ("version" = Option<String>, Query, description = "its software version")),
+    request_body(content = Object, description = "a ConfigAck: `{ kind: ack, hash }` or `{ kind: nack, hash, reason }`"),
+    responses((status = 204, description = "recorded"), (status = 401, description = "missing or unknown token", body = ErrorDoc), (status = 403, description = "not a gateway token", body = ErrorDoc), (status = 400, description = "bad query or body", body = ErrorDoc)),
+    security(("bearer" = []))
+)]
+/// A gateway's ACK or NACK of a snapshot.
+async fn gateway_ack(
+    State(s): St,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    bytes: RawBody,
+) -> ApiResult {
+    gateway_auth(&s, &headers).await?;
+    let (env, q) = gateway_query(raw)?;
+    let ack: rampart_model::wire::ConfigAck = body(bytes)?;
+    let mut row = seen(env, &q);
+    match &ack {
+        rampart_model::wire::ConfigAck::Ack { hash } => row.hash = Some(hash.to_string()),
+        rampart_model::wire::ConfigAck::Nack { hash, reason } => {
+            row.last_nack = Some(format!("{hash}: {reason}"));
+            s.service
+                .audit(
+                    &format!("gateway:{}", q.id),
+                    AuditAction::GatewayNack,
+                    env.as_str(),
+                    json!({ "gateway": q.id, "cell": q.cell, "hash": hash.to_string(), "reason": reason }),
+                )
+                .await?;
+        }
+    }
+    s.service
+        .store()
+        .upsert_gateway(&row)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/gateways/report",
+    tag = "gateways",
+    params(("env" = String, Query, description = "dev, staging or prod"), ("id" = String, Query, description = "the gateway's id"), ("cell" = Option<String>, Query, description = "its cell"), ("version" = Option<String>, Query, description = "its software version")),
+    request_body(content = Object, description = "a GatewayReport"),
+    responses((status = 204, description = "recorded"), (status = 401, description = "missing or unknown token", body = ErrorDoc), (status = 403, description = "not a gateway token", body = ErrorDoc), (status = 400, description = "bad query or body", body = ErrorDoc)),
+    security(("bearer" = []))
+)]
+/// A gateway's report: its identity, the snapshot it runs and its counters.
+async fn gateway_report(
+    State(s): St,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    bytes: RawBody,
+) -> ApiResult {
+    gateway_auth(&s, &headers).await?;
+    let (env, _) = gateway_query(raw)?;
+    let report: rampart_model::wire::GatewayReport = body(bytes)?;
+    let row = GatewaySeen {
+        env,
+        id: report.gateway.id.clone(),
+        cell: report.gateway.cell.clone(),
+        version: report.gateway.version.to_string(),
+        hash: report.snapshot.map(|h| h.to_string()),
+        last_seen_ms: now_ms(),
+        last_nack: match &report.last_nack {
+            Some(rampart_model::wire::ConfigAck::Nack { hash, reason }) => {
+                Some(format!("{hash}: {reason}"))
+            }
+            _ => None,
+        },
+    };
+    s.service
+        .store()
+        .upsert_gateway(&row)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct FleetQuery {
+    env: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/fleet",
+    tag = "rampart",
+    params(("env" = String, Query, description = "dev, staging or prod")),
+    responses((status = 200, description = "`{ env, gateways: [{ id, cell, version, hash, last_seen_ms, last_nack }] }`", body = Object), (status = 401, description = "missing or unknown token", body = ErrorDoc), (status = 403, description = "gateway token or role too low", body = ErrorDoc), (status = 400, description = "bad query", body = ErrorDoc)),
+    security(("bearer" = []))
+)]
+/// The fleet view of one environment.
+async fn fleet(State(s): St, RawQuery(raw): RawQuery, headers: HeaderMap) -> ApiResult {
+    auth(&s, &headers, Action::Read).await?;
+    let raw = raw.unwrap_or_default();
+    let uri = format!("/?{raw}")
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", "bad query"))?;
+    let axum::extract::Query(q) = axum::extract::Query::<FleetQuery>::try_from_uri(&uri)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let env = parse_env(&q.env)?;
+    let gateways = s
+        .service
+        .store()
+        .gateways(env)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(ok(
+        StatusCode::OK,
+        &json!({ "env": env, "gateways": gateways }),
     ))
 }

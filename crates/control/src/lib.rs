@@ -10,7 +10,9 @@
 //!   data, checked in one place;
 //! - [`audit`]: the hash-chained audit log and its verification;
 //! - [`service`]: the one path for changes (submit, approve, apply, rollback), transactional;
-//! - [`api`]: the admin REST API on axum, with tokens and roles.
+//! - [`api`]: the admin REST API on axum, with tokens and roles, and the distribution
+//!   endpoints for gateways (a server-sent-events snapshot stream, ACK/NACK, reports, the
+//!   fleet view).
 
 pub mod api;
 pub mod audit;

@@ -288,6 +288,21 @@ pub struct SnapshotRecord {
     pub created_at_ms: u64,
 }
 
+/// One gateway as the fleet view knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GatewaySeen {
+    pub env: Environment,
+    pub id: String,
+    pub cell: String,
+    /// The gateway's software version.
+    pub version: String,
+    /// The snapshot hash it last said it runs.
+    pub hash: Option<String>,
+    pub last_seen_ms: u64,
+    /// Its last NACK: `<hash>: <reason>`.
+    pub last_nack: Option<String>,
+}
+
 /// A change to record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewChange {
@@ -709,6 +724,55 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(token_from).collect()
+    }
+
+    // ---- the fleet ----
+
+    /// Record what a gateway said: its identity and the time, and (when given) the snapshot
+    /// it runs and its last NACK. Fields given as `None` keep their stored value.
+    pub async fn upsert_gateway(&self, seen: &GatewaySeen) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO gateways (env, id, cell, version, hash, last_seen_ms, last_nack) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (env, id) DO UPDATE SET cell = excluded.cell, \
+             version = excluded.version, hash = COALESCE(excluded.hash, gateways.hash), \
+             last_seen_ms = excluded.last_seen_ms, \
+             last_nack = COALESCE(excluded.last_nack, gateways.last_nack)",
+        )
+        .bind(seen.env.as_str())
+        .bind(&seen.id)
+        .bind(&seen.cell)
+        .bind(&seen.version)
+        .bind(seen.hash.clone())
+        .bind(arg_i64(seen.last_seen_ms, "last_seen_ms")?)
+        .bind(seen.last_nack.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every gateway of `env`, by id.
+    pub async fn gateways(&self, env: Environment) -> Result<Vec<GatewaySeen>> {
+        let rows = sqlx::query(
+            "SELECT id, cell, version, hash, last_seen_ms, last_nack FROM gateways \
+             WHERE env = $1 ORDER BY id",
+        )
+        .bind(env.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(GatewaySeen {
+                    env,
+                    id: r.try_get("id")?,
+                    cell: r.try_get("cell")?,
+                    version: r.try_get("version")?,
+                    hash: r.try_get("hash")?,
+                    last_seen_ms: stored_u64(r.try_get("last_seen_ms")?, "gateways.last_seen_ms")?,
+                    last_nack: r.try_get("last_nack")?,
+                })
+            })
+            .collect()
     }
 
     // ---- audit ----

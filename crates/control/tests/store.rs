@@ -105,6 +105,7 @@ suite!(
     transactions_commit_all_or_nothing,
     corrupt_rows_are_errors_not_panics,
     restart_loses_nothing,
+    gateways_upsert_keeps_what_is_not_given,
 );
 
 // ---- fixtures ----
@@ -1036,5 +1037,38 @@ async fn restart_loses_nothing(url: String) {
             .await
             .unwrap_err()
             .is_conflict()
+    );
+}
+
+async fn gateways_upsert_keeps_what_is_not_given(url: String) {
+    use rampart_control::store::GatewaySeen;
+    let store = Store::connect(&url).await.unwrap();
+    let seen = |hash: Option<&str>, nack: Option<&str>, at: u64| GatewaySeen {
+        env: Environment::Prod,
+        id: "gw-1".into(),
+        cell: "eu-1".into(),
+        version: "0.1.0".into(),
+        hash: hash.map(str::to_owned),
+        last_seen_ms: at,
+        last_nack: nack.map(str::to_owned),
+    };
+    store.upsert_gateway(&seen(None, None, 1)).await.unwrap();
+    store
+        .upsert_gateway(&seen(Some("h1"), None, 2))
+        .await
+        .unwrap();
+    store
+        .upsert_gateway(&seen(None, Some("h2: refused"), 3))
+        .await
+        .unwrap();
+    store.upsert_gateway(&seen(None, None, 4)).await.unwrap();
+    let gws = store.gateways(Environment::Prod).await.unwrap();
+    assert_eq!(gws, vec![seen(Some("h1"), Some("h2: refused"), 4)]);
+    assert!(
+        store
+            .gateways(Environment::Staging)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

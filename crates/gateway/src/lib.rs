@@ -14,8 +14,8 @@
 //! - a snapshot that crashed the process twice soon after activation is quarantined
 //!   (the crash-loop guard) and the gateway boots on its LKG instead.
 //!
-//! Config sources feed [`Gateway::offer`]; today that is a watched file, and the control
-//! plane's stream will use the same entry point.
+//! Config sources feed [`Gateway::offer`]: a watched file ([`source`]) and the control
+//! plane's stream ([`sync`]); either or both may be used.
 
 pub mod admin;
 pub mod demo;
@@ -27,6 +27,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod source;
 pub mod stats;
+pub mod sync;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -72,6 +73,9 @@ pub struct GatewayOptions {
     pub data_dir: PathBuf,
     /// A fleet or snapshot file to watch.
     pub config: Option<PathBuf>,
+    /// The control plane to follow: its URL (`http://host:port`), a gateway token and the
+    /// environment.
+    pub control: Option<(String, String, rampart_model::Environment)>,
     pub poll: Duration,
     /// How long a snapshot must run before it is the LKG.
     pub stability: Duration,
@@ -270,6 +274,10 @@ pub async fn run(
                 gateway.offer_polled(w.poll());
             }
         });
+    }
+    if let Some((url, token, env)) = opts.control.clone() {
+        let source = sync::ControlSource { url, token, env };
+        tokio::spawn(sync::run(gateway.clone(), source, shutdown.clone()));
     }
     let mut admin_stop = shutdown.clone();
     let admin_task = tokio::spawn(async move {
