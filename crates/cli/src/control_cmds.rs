@@ -108,7 +108,7 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
+pub(crate) fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
     use std::io::Write as _;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

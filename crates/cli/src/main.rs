@@ -56,9 +56,9 @@ enum Command {
     /// Run a gateway: the data plane.
     Gateway(Box<GatewayArgs>),
     /// Run a demo upstream that echoes requests as JSON (and answers /healthz).
-    /// Run the demo: the example fleet's upstreams and one gateway that serves the fleet file
-    /// (and reloads it on edits), with its data in ./rampart-data. The control plane joins it
-    /// when it lands (issue 4).
+    /// Run the demo in one process: a control plane on SQLite in ./rampart-data, the example
+    /// fleet loaded into its `dev` environment through a change, the fleet's demo upstreams, and
+    /// one gateway that follows the control plane. A second start reuses the data.
     Up {
         /// The fleet file to serve.
         #[arg(short = 'f', long = "file", default_value = "examples/fleet.yaml")]
@@ -69,6 +69,9 @@ enum Command {
         listen: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: SocketAddr,
+        /// The control plane's admin API.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        control: SocketAddr,
     },
     DemoUpstream {
         #[arg(long)]
@@ -232,7 +235,8 @@ fn run(cli: Cli) -> Result<()> {
             data_dir,
             listen,
             admin,
-        } => up(file, data_dir, listen, admin),
+            control,
+        } => up(file, data_dir, listen, admin, control),
         Command::DemoUpstream { name, listen } => runtime()?.block_on(async move {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -293,11 +297,101 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn up(file: PathBuf, data_dir: PathBuf, listen: SocketAddr, admin: SocketAddr) -> Result<()> {
+/// The rules `rampart up` runs with: the defaults, except that the demo's `dev` environment
+/// needs no approvals, so the example fleet can be loaded through the normal change path.
+/// (Rules are configurable per environment; the prod floors do not apply to dev.)
+fn demo_rules() -> Result<rampart_control::rules::RulesConfig> {
+    use rampart_control::rules::{EnvRules, RiskPolicy, RulesConfig};
+    let open = || RiskPolicy::new(0, None, false);
+    let dev = EnvRules::new([open()?, open()?, open()?, open()?], vec![])?;
+    Ok(RulesConfig::new(
+        dev,
+        EnvRules::defaults(rampart_model::Environment::Staging),
+        EnvRules::defaults(rampart_model::Environment::Prod),
+    )?)
+}
+
+/// A secret kept in a file of the data directory, created on the first start.
+async fn kept_secret(
+    service: &rampart_control::service::Service,
+    path: &Path,
+    name: &str,
+    kind: rampart_control::store::TokenKind,
+    role: &str,
+) -> Result<String> {
+    if let Ok(secret) = std::fs::read_to_string(path) {
+        return Ok(secret.trim().to_owned());
+    }
+    let (_, secret) = service
+        .create_token("rampart-up", name, kind, role)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the {name} token: {e}"))?;
+    control_cmds::write_secret(path, &secret)?;
+    Ok(secret)
+}
+
+/// Load the fleet into the demo environment through a change, if the environment is empty.
+async fn load_fleet(service: &rampart_control::service::Service, cfg: &Config) -> Result<()> {
+    use rampart_model::change::{Edit, Object};
+    let env = rampart_model::Environment::Dev;
+    let store = service.store();
+    if store
+        .head(env)
+        .await
+        .context("cannot read the demo environment")?
+        > 0
+    {
+        return Ok(());
+    }
+    let edits: Vec<Edit> = cfg
+        .products
+        .iter()
+        .cloned()
+        .map(Object::Product)
+        .chain(cfg.upstreams.iter().cloned().map(Object::Upstream))
+        .chain(cfg.flags.iter().cloned().map(Object::Flag))
+        .chain(cfg.policies.iter().cloned().map(Object::Policy))
+        .chain(cfg.routes.iter().cloned().map(Object::Route))
+        .map(Edit::Upsert)
+        .collect();
+    let view = service
+        .submit(
+            "rampart-up",
+            rampart_control::service::Submission {
+                env,
+                reason: "rampart up: load the example fleet".into(),
+                declared_impact: Default::default(),
+                edits,
+                base_version: 0,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("the fleet was refused: {e}"))?;
+    service
+        .apply(&view.record.id, "rampart-up")
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot apply the fleet: {e}"))?;
+    Ok(())
+}
+
+fn up(
+    file: PathBuf,
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    control: SocketAddr,
+) -> Result<()> {
     let cfg = load(&FleetArgs {
         file: file.clone(),
         declare_deny_all: vec![],
     })?;
+    check(
+        &FleetArgs {
+            file: file.clone(),
+            declare_deny_all: vec![],
+        },
+        &cfg,
+    )?;
     // One demo origin per loopback endpoint of the fleet.
     let mut origins: Vec<(String, SocketAddr)> = Vec::new();
     for u in &cfg.upstreams {
@@ -311,51 +405,99 @@ fn up(file: PathBuf, data_dir: PathBuf, listen: SocketAddr, admin: SocketAddr) -
     }
     let version =
         semver::Version::parse(env!("CARGO_PKG_VERSION")).context("the build's version")?;
-    let opts = rampart_gateway::GatewayOptions {
-        identity: rampart_model::GatewayIdentity {
-            id: "gw-1".into(),
-            cell: "local".into(),
-            version,
-        },
-        listen,
-        tls: None,
-        admin,
-        data_dir: data_dir.join("gateway-gw-1"),
-        config: Some(file.clone()),
-        control: None,
-        poll: std::time::Duration::from_millis(500),
-        stability: std::time::Duration::from_secs(30),
-        drain: std::time::Duration::from_secs(10),
-        guard: Default::default(),
-        sample_every: 8,
-        sample_capacity: 2048,
-        max_inflight: 10_000,
-    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
     runtime()?.block_on(async move {
+        // The control plane, on SQLite in the data directory.
+        let db = format!("sqlite://{}/control.db", data_dir.display());
+        let store = rampart_control::store::Store::connect(&db)
+            .await
+            .with_context(|| format!("cannot open {db}"))?;
+        let service = rampart_control::service::Service::new(store.clone(), demo_rules()?);
+        let admin_token = kept_secret(
+            &service,
+            &data_dir.join("admin-token"),
+            "admin",
+            rampart_control::store::TokenKind::User,
+            "admin",
+        )
+        .await?;
+        let gateway_token = kept_secret(
+            &service,
+            &data_dir.join("gateway-token"),
+            "gw-1",
+            rampart_control::store::TokenKind::Gateway,
+            "gateway",
+        )
+        .await?;
+        load_fleet(&service, &cfg).await?;
+        let listener = tokio::net::TcpListener::bind(control)
+            .await
+            .with_context(|| format!("cannot listen for the control plane on {control}"))?;
+        let control_addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut control_stop = rx.clone();
+        let control_task = tokio::spawn(async move {
+            let app = rampart_control::api::router_with(service);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = control_stop.changed().await;
+                })
+                .await
+        });
         for (name, addr) in &origins {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot start the demo upstream {name} on {addr}"))?;
             tokio::spawn(rampart_gateway::demo::serve(listener, name.clone()));
         }
-        let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutting down");
             let _ = tx.send(true);
         });
+        let opts = rampart_gateway::GatewayOptions {
+            identity: rampart_model::GatewayIdentity {
+                id: "gw-1".into(),
+                cell: "local".into(),
+                version,
+            },
+            listen,
+            tls: None,
+            admin,
+            data_dir: data_dir.join("gateway-gw-1"),
+            config: None,
+            control: Some((
+                format!("http://{control_addr}"),
+                gateway_token,
+                rampart_model::Environment::Dev,
+            )),
+            poll: std::time::Duration::from_millis(500),
+            stability: std::time::Duration::from_secs(30),
+            drain: std::time::Duration::from_secs(10),
+            guard: Default::default(),
+            sample_every: 8,
+            sample_capacity: 2048,
+            max_inflight: 10_000,
+        };
+        let origins = origins.len();
         let fleet = file.display().to_string();
-        rampart_gateway::run(opts, rx, move |proxy, admin, _| {
+        let served = rampart_gateway::run(opts, rx, move |proxy, admin, _| {
             let _ = out(&format!(
-                "rampart is up: {} demo upstreams, one gateway serving {fleet} (edit it: it reloads)\n  \
+                "rampart is up: a control plane, {origins} demo upstreams and one gateway\n  \
+                 control http://{control_addr}   admin token: {admin_token}\n  \
                  proxy   http://{proxy}   try: curl -i -H 'host: jira.example.com' http://{proxy}/browse/X-1\n  \
                  admin   http://{admin}/metrics  /cohorts  /samples  /readyz\n  \
-                 Ctrl-C stops it; data stays in the data directory for the next start.",
-                origins.len()
+                 change the fleet: edit {fleet}, then rampart apply -f {fleet} --env dev --server http://{control_addr} --token <admin token>\n  \
+                 Ctrl-C stops it; ./{} keeps the data for the next start.",
+                "rampart-data"
             ));
         })
         .await
-        .map_err(anyhow::Error::from)
+        .map_err(anyhow::Error::from);
+        let _ = control_task.await;
+        store.close().await;
+        served
     })
 }
 
