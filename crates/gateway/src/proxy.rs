@@ -274,8 +274,12 @@ fn plan(
                 }
                 Action::Respond(resp)
             } else {
-                let route = d.route.expect("an allowed request has a route");
-                let Some(pool) = active.upstreams(served).pools.get(route.upstream_index) else {
+                // An allowed request always has a route and its pool exists in a compiled
+                // snapshot; refuse rather than panic if that ever breaks.
+                let Some(pool) = d
+                    .route
+                    .and_then(|route| active.upstreams(served).pools.get(route.upstream_index))
+                else {
                     // Cannot happen with a compiled snapshot; refuse rather than panic.
                     facts.outcome = "no_upstream";
                     return (

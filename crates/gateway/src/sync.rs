@@ -41,7 +41,7 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long an ACK or a report may take before it is dropped.
 const POST_TIMEOUT: Duration = Duration::from_secs(5);
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// Jittered exponential backoff: each delay is uniform in [d/2, d], d doubling from
 /// [`BACKOFF_MIN`] to [`BACKOFF_MAX`].
@@ -173,14 +173,14 @@ fn encode(v: &str) -> String {
 
 /// The client side of the control plane's distribution endpoints.
 #[derive(Debug, Clone)]
-struct Link {
-    client: HttpClient,
+pub struct Link {
+    pub client: HttpClient,
     source: Arc<ControlSource>,
     query: String,
 }
 
 impl Link {
-    fn new(source: ControlSource, identity: &rampart_model::GatewayIdentity) -> Link {
+    pub fn new(source: ControlSource, identity: &rampart_model::GatewayIdentity) -> Link {
         let query = format!(
             "env={}&id={}&cell={}&version={}",
             source.env.as_str(),
@@ -195,7 +195,7 @@ impl Link {
         }
     }
 
-    fn request(
+    pub fn request(
         &self,
         method: Method,
         path: &str,
@@ -216,7 +216,11 @@ impl Link {
         req.body(Full::new(body)).map_err(|e| e.to_string())
     }
 
-    async fn post_json<T: serde::Serialize>(&self, path: &str, value: &T) -> Result<(), String> {
+    pub async fn post_json<T: serde::Serialize>(
+        &self,
+        path: &str,
+        value: &T,
+    ) -> Result<(), String> {
         let body = serde_json::to_vec(value).map_err(|e| e.to_string())?;
         let req = self.request(Method::POST, path, Bytes::from(body))?;
         let resp = tokio::time::timeout(POST_TIMEOUT, self.client.request(req))
