@@ -111,6 +111,14 @@ impl Gateway {
     /// Offer a snapshot from any source. Returns the ACK or the NACK the source should relay.
     pub fn offer(&self, snapshot: Snapshot) -> ConfigAck {
         let hash = snapshot.hash();
+        // Fault injection for drills and tests: `FAILPOINTS=gateway::refuse=1*off->return`
+        // accepts the first snapshot and refuses the rest, as a gateway with a bug would.
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("gateway::refuse", |_| {
+            let reason = "refused by the gateway::refuse failpoint".to_owned();
+            self.shared.refuse_external(&snapshot, reason.clone());
+            ConfigAck::Nack { hash, reason }
+        });
         match self.lkg.is_quarantined(hash) {
             Ok(true) => {
                 let reason = format!(
