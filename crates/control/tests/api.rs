@@ -2,90 +2,20 @@
 //! and a real store: SQLite in a temporary directory always, and PostgreSQL in a fresh schema
 //! when `RAMPART_TEST_DATABASE_URL` is set (else those cases print a message and pass).
 
-use std::future::Future;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use rampart_control::api;
 use rampart_control::rules::RulesConfig;
-use rampart_control::store::{Store, TokenKind, new_id};
+use rampart_control::store::{Store, TokenKind};
 use rampart_model::Snapshot;
 use rampart_model::change::{Edit, Object};
 use rampart_model::config::{Config, Environment};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const PG_VAR: &str = "RAMPART_TEST_DATABASE_URL";
-
-async fn run_sqlite<F, Fut>(case: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let url = format!("sqlite://{}/data/control.db", dir.path().display());
-    let outcome = tokio::spawn(case(url)).await;
-    drop(dir);
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
-}
-
-async fn run_postgres<F, Fut>(case: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let Ok(base) = std::env::var(PG_VAR) else {
-        eprintln!("{PG_VAR} is not set: skipping the PostgreSQL run of this case");
-        return;
-    };
-    let admin = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(std::time::Duration::from_secs(10))
-        .connect(&base)
-        .await
-        .unwrap_or_else(|e| panic!("{PG_VAR} is set but PostgreSQL is unreachable: {e}"));
-    let schema = format!("rampart_api_test_{}", &new_id("s").unwrap()[2..]);
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .expect("create the test schema");
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    let outcome = tokio::spawn(case(url)).await;
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .expect("drop the test schema");
-    admin.close().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
-}
-
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::run_sqlite(super::$case).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::run_postgres(super::$case).await
-                }
-            )*
-        }
-    };
-}
+mod support;
 
 suite!(
     change_lifecycle,
