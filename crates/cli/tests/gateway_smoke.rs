@@ -49,180 +49,16 @@ async fn serves_the_example_fleet() {
     assert_eq!(r.headers()["x-rampart-error"], "missing_credentials");
 }
 
-/// `rampart up` runs a control plane, demo upstreams and a gateway that follows the control
-/// plane; `rampart apply` of an edited fleet reaches the gateway; SIGTERM stops it cleanly; a
-/// second start reuses the data.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn up_then_apply_reaches_the_gateway() {
-    use std::io::BufRead;
-    // Free loopback ports for the five demo endpoints.
-    let ports: Vec<std::net::SocketAddr> = (0..5)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-        })
-        .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let fleet = dir.path().join("fleet.yaml");
-    let text = example_fleet(&[
-        ("127.0.0.1:18081", ports[0]),
-        ("127.0.0.1:18091", ports[1]),
-        ("127.0.0.1:18082", ports[2]),
-        ("127.0.0.1:18083", ports[3]),
-        ("127.0.0.1:18093", ports[4]),
-    ]);
-    write_atomic(&fleet, &text);
-    let data = dir.path().join("data");
-    let start = || {
-        let mut child = std::process::Command::new(rampart_bin())
-            .args([
-                "up",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin",
-                "127.0.0.1:0",
-                "--control",
-                "127.0.0.1:0",
-                "-f",
-            ])
-            .arg(&fleet)
-            .arg("--data-dir")
-            .arg(&data)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines: Vec<String> = std::io::BufReader::new(child.stdout.take().unwrap())
-            .lines()
-            .map_while(Result::ok)
-            .take_while(|l| !l.contains("Ctrl-C"))
-            .collect();
-        let word_after = |prefix: &str| {
-            lines
-                .iter()
-                .find_map(|l| {
-                    l.trim()
-                        .strip_prefix(prefix)
-                        .and_then(|r| r.split_whitespace().next())
-                        .map(str::to_owned)
-                })
-                .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
-        };
-        let proxy = word_after("proxy   http://");
-        let control = word_after("control http://");
-        let token = lines
-            .iter()
-            .find_map(|l| l.split("admin token: ").nth(1))
-            .unwrap()
-            .trim()
-            .to_owned();
-        (child, proxy, control, token)
-    };
-    let (mut child, proxy, control, token) = start();
-    let client = reqwest::Client::new();
-    let robots = || async {
-        client
-            .get(format!("http://{proxy}/robots.txt"))
-            .header("host", "acme.atlassian-wiki.example.com")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
-    // The gateway receives its first snapshot from the control plane's stream.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while robots().await != "User-agent: *\nDisallow: /rest/\n" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the gateway never got the fleet"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-
-    // Edit the fleet and apply it through the control plane, as an operator would.
-    let edited = text.replace(r#"Disallow: /rest/\n"#, r#"Disallow: /\n"#);
-    assert_ne!(edited, text);
-    write_atomic(&fleet, &edited);
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(rampart_bin())
-            .args(args)
-            .args(["--server", &format!("http://{control}"), "--token", &token])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let submitted: serde_json::Value = serde_json::from_str(&cli(&[
-        "apply",
-        "-f",
-        fleet.to_str().unwrap(),
-        "--env",
-        "dev",
-        "--json",
-    ]))
-    .unwrap();
-    let id = submitted["change"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(submitted["change"]["status"], "approved", "{submitted}");
-    cli(&["change", "apply", &id]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while robots().await != "User-agent: *\nDisallow: /\n" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the applied change never reached the gateway"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(cli(&["fleet", "--env", "dev"]).contains("gw-1"));
-
-    let stop = |child: &mut std::process::Child| {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        assert!(child.wait().unwrap().success());
-    };
-    stop(&mut child);
-    // A second start reuses the data: same token, the applied config served again.
-    let (mut child, proxy2, _, token2) = start();
-    assert_eq!(token2, token);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let body = client
-            .get(format!("http://{proxy2}/robots.txt"))
-            .header("host", "acme.atlassian-wiki.example.com")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if body == "User-agent: *\nDisallow: /\n" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "after a restart: {body}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    stop(&mut child);
+/// A running `rampart up`, with what it printed.
+struct Up {
+    child: std::process::Child,
+    proxy: String,
+    control: String,
+    token: String,
 }
 
-/// A snapshot the gateway refuses shows in `rampart fleet` while the gateway keeps serving
-/// the one it has (real processes: `rampart up` with a failpoint that refuses every snapshot
-/// after the first).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_nacked_snapshot_shows_in_the_fleet_while_the_gateway_serves() {
-    use std::io::BufRead;
+/// The example fleet with its five demo endpoints moved to free loopback ports.
+fn free_example_fleet() -> String {
     let ports: Vec<std::net::SocketAddr> = (0..5)
         .map(|_| {
             std::net::TcpListener::bind("127.0.0.1:0")
@@ -231,16 +67,18 @@ async fn a_nacked_snapshot_shows_in_the_fleet_while_the_gateway_serves() {
                 .unwrap()
         })
         .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let fleet = dir.path().join("fleet.yaml");
-    let text = example_fleet(&[
+    example_fleet(&[
         ("127.0.0.1:18081", ports[0]),
         ("127.0.0.1:18091", ports[1]),
         ("127.0.0.1:18082", ports[2]),
         ("127.0.0.1:18083", ports[3]),
         ("127.0.0.1:18093", ports[4]),
-    ]);
-    write_atomic(&fleet, &text);
+    ])
+}
+
+/// Start `rampart up` on ephemeral ports and read its addresses and admin token.
+fn start_up(fleet: &std::path::Path, data: &std::path::Path, env: &[(&str, &str)]) -> Up {
+    use std::io::BufRead;
     let mut child = std::process::Command::new(rampart_bin())
         .args([
             "up",
@@ -252,10 +90,10 @@ async fn a_nacked_snapshot_shows_in_the_fleet_while_the_gateway_serves() {
             "127.0.0.1:0",
             "-f",
         ])
-        .arg(&fleet)
+        .arg(fleet)
         .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("FAILPOINTS", "gateway::refuse=1*off->return")
+        .arg(data)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -276,38 +114,31 @@ async fn a_nacked_snapshot_shows_in_the_fleet_while_the_gateway_serves() {
             })
             .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
     };
-    let (proxy, control) = (word_after("proxy   http://"), word_after("control http://"));
     let token = lines
         .iter()
         .find_map(|l| l.split("admin token: ").nth(1))
         .unwrap()
         .trim()
         .to_owned();
-    let client = reqwest::Client::new();
-    let robots = || async {
-        client
-            .get(format!("http://{proxy}/robots.txt"))
-            .header("host", "acme.atlassian-wiki.example.com")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
-    let old = "User-agent: *\nDisallow: /rest/\n";
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while robots().await != old {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the gateway never got the fleet"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    Up {
+        proxy: word_after("proxy   http://"),
+        control: word_after("control http://"),
+        token,
+        child,
     }
-    let cli = |args: &[&str]| {
+}
+
+impl Up {
+    /// Run a client command against this control plane; it must succeed.
+    fn cli(&self, args: &[&str]) -> String {
         let out = std::process::Command::new(rampart_bin())
             .args(args)
-            .args(["--server", &format!("http://{control}"), "--token", &token])
+            .args([
+                "--server",
+                &format!("http://{}", self.control),
+                "--token",
+                &self.token,
+            ])
             .output()
             .unwrap();
         assert!(
@@ -316,28 +147,123 @@ async fn a_nacked_snapshot_shows_in_the_fleet_while_the_gateway_serves() {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()
-    };
-    write_atomic(
+    }
+
+    /// The body of the wiki's robots.txt through the gateway.
+    async fn robots(&self) -> String {
+        reqwest::Client::new()
+            .get(format!("http://{}/robots.txt", self.proxy))
+            .header("host", "acme.atlassian-wiki.example.com")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Wait (15 s at most) until the gateway serves `want` as robots.txt.
+    async fn wait_for_robots(&self, want: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let got = self.robots().await;
+            if got == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "robots.txt is still {got:?}, not {want:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Apply the fleet file to dev through a change, as an operator would.
+    fn apply(&self, fleet: &std::path::Path) {
+        let submitted: serde_json::Value = serde_json::from_str(&self.cli(&[
+            "apply",
+            "-f",
+            fleet.to_str().unwrap(),
+            "--env",
+            "dev",
+            "--json",
+        ]))
+        .unwrap();
+        assert_eq!(submitted["change"]["status"], "approved", "{submitted}");
+        self.cli(&[
+            "change",
+            "apply",
+            submitted["change"]["id"].as_str().unwrap(),
+        ]);
+    }
+
+    /// SIGTERM, and a clean exit.
+    fn stop(mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+const OLD_ROBOTS: &str = "User-agent: *\nDisallow: /rest/\n";
+const NEW_ROBOTS: &str = "User-agent: *\nDisallow: /\n";
+
+/// The fleet with robots.txt disallowing everything.
+fn edited(text: &str) -> String {
+    let edited = text.replace(r#"Disallow: /rest/\n"#, r#"Disallow: /\n"#);
+    assert_ne!(edited, text);
+    edited
+}
+
+/// `rampart up` runs a control plane, demo upstreams and a gateway that follows the control
+/// plane; `rampart apply` of an edited fleet reaches the gateway; SIGTERM stops it cleanly; a
+/// second start reuses the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_then_apply_reaches_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet.yaml");
+    let text = free_example_fleet();
+    write_atomic(&fleet, &text);
+    let data = dir.path().join("data");
+    let up = start_up(&fleet, &data, &[]);
+    // The gateway receives its first snapshot from the control plane's stream.
+    up.wait_for_robots(OLD_ROBOTS).await;
+    write_atomic(&fleet, &edited(&text));
+    up.apply(&fleet);
+    up.wait_for_robots(NEW_ROBOTS).await;
+    assert!(up.cli(&["fleet", "--env", "dev"]).contains("gw-1"));
+    let token = up.token.clone();
+    up.stop();
+    // A second start reuses the data: same token, the applied config served again.
+    let up = start_up(&fleet, &data, &[]);
+    assert_eq!(up.token, token);
+    up.wait_for_robots(NEW_ROBOTS).await;
+    up.stop();
+}
+
+/// A snapshot the gateway refuses shows in `rampart fleet` while the gateway keeps serving
+/// the one it has (real processes: `rampart up` with a failpoint that refuses every snapshot
+/// after the first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nacked_snapshot_shows_in_the_fleet_while_the_gateway_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet.yaml");
+    let text = free_example_fleet();
+    write_atomic(&fleet, &text);
+    let up = start_up(
         &fleet,
-        &text.replace(r#"Disallow: /rest/\n"#, r#"Disallow: /\n"#),
+        &dir.path().join("data"),
+        &[("FAILPOINTS", "gateway::refuse=1*off->return")],
     );
-    let submitted: serde_json::Value = serde_json::from_str(&cli(&[
-        "apply",
-        "-f",
-        fleet.to_str().unwrap(),
-        "--env",
-        "dev",
-        "--json",
-    ]))
-    .unwrap();
-    cli(&[
-        "change",
-        "apply",
-        submitted["change"]["id"].as_str().unwrap(),
-    ]);
+    up.wait_for_robots(OLD_ROBOTS).await;
+    write_atomic(&fleet, &edited(&text));
+    up.apply(&fleet);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let fleet_view = cli(&["fleet", "--env", "dev"]);
+        let fleet_view = up.cli(&["fleet", "--env", "dev"]);
         if fleet_view.contains("gateway::refuse failpoint") {
             break;
         }
@@ -347,11 +273,10 @@ async fn a_nacked_snapshot_shows_in_the_fleet_while_the_gateway_serves() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(robots().await, old, "the gateway keeps serving what it had");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        up.robots().await,
+        OLD_ROBOTS,
+        "the gateway keeps serving what it had"
+    );
+    up.stop();
 }

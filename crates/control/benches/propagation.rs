@@ -43,15 +43,13 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use bytes::Bytes;
-use http::{HeaderValue, Method, StatusCode, header};
-use http_body_util::BodyExt;
+use http::StatusCode;
 use rampart_control::api;
 use rampart_control::rules::{EnvRules, RiskPolicy, RulesConfig};
 use rampart_control::service::{Service, Submission};
 use rampart_control::store::{Store, TokenKind};
 use rampart_eval::Evaluator;
-use rampart_gateway::sync::{Backoff, ControlSource, Link, SseParser};
+use rampart_gateway::sync::{self, Backoff, ControlSource, Link};
 use rampart_model::change::{Edit, Object};
 use rampart_model::wire::{ConfigAck, GatewayReport};
 use rampart_model::{ContentHash, Environment, GatewayIdentity, Snapshot};
@@ -516,77 +514,26 @@ async fn client(url: String, token: String, i: usize, n: usize) {
     let mut backoff = Backoff::new();
     let mut last_id: Option<String> = None;
     loop {
-        if let Err(e) = follow(&link, &mut last_id, &mut backoff, &running).await {
-            eprintln!("bench-{i}: {e}");
-        }
-        tokio::time::sleep(backoff.next_delay()).await;
-    }
-}
-
-/// One connection, as `sync::follow` does it, with the gateway's parse + verify + compile in
-/// place of `Gateway::offer`.
-async fn follow(
-    link: &Link,
-    last_id: &mut Option<String>,
-    backoff: &mut Backoff,
-    running: &Running,
-) -> Result<(), String> {
-    let mut req = link.request(Method::GET, "/v1/gateways/stream", Bytes::new())?;
-    req.headers_mut().insert(
-        header::ACCEPT,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    if let Some(id) = last_id.as_deref()
-        && let Ok(v) = HeaderValue::from_str(id)
-    {
-        req.headers_mut().insert("last-event-id", v);
-    }
-    let resp = tokio::time::timeout(Duration::from_secs(10), link.client.request(req))
-        .await
-        .map_err(|_| "connecting timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-    if resp.status() != StatusCode::OK {
-        return Err(format!("the stream answered {}", resp.status()));
-    }
-    backoff.reset();
-    let mut parser = SseParser::default();
-    let mut body = resp.into_body();
-    while let Some(frame) = tokio::time::timeout(Duration::from_secs(45), body.frame())
-        .await
-        .map_err(|_| "the stream went silent".to_owned())?
-    {
-        let frame = frame.map_err(|e| e.to_string())?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        for event in parser.feed(&data) {
-            if event.event.as_deref() != Some("snapshot") {
-                continue;
-            }
-            let snapshot = match Snapshot::from_json(&event.data) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("a snapshot does not parse: {e}");
-                    continue;
-                }
-            };
+        // The gateway's own stream client; parse, verify and compile stand in for
+        // `Gateway::offer`, which would also build pools and listeners per client.
+        let offer = |parsed: Result<Snapshot, String>| {
+            let snapshot = parsed.map_err(|e| eprintln!("a snapshot does not parse: {e}")).ok()?;
             let hash = snapshot.hash();
-            let ack = match Evaluator::compile(&snapshot) {
+            Some(match Evaluator::compile(&snapshot) {
                 Ok(evaluator) => {
-                    *running.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some((snapshot, evaluator));
+                    *running.lock().unwrap_or_else(|e| e.into_inner()) = Some((snapshot, evaluator));
                     ConfigAck::Ack { hash }
                 }
                 Err(e) => ConfigAck::Nack {
                     hash,
                     reason: e.to_string(),
                 },
-            };
-            *last_id = event.id.clone();
-            if let Err(e) = link.post_json("/v1/gateways/ack", &ack).await {
-                eprintln!("cannot post the ACK: {e}");
-            }
+            })
+        };
+        if let Err(e) = sync::follow(&link, &mut last_id, &mut backoff, offer).await {
+            eprintln!("bench-{i}: {e}");
         }
+        tokio::time::sleep(backoff.next_delay()).await;
     }
-    Ok(())
 }
+

@@ -264,7 +264,14 @@ pub async fn run(gateway: Arc<Gateway>, source: ControlSource, mut stop: watch::
     let mut last_id: Option<String> = None;
     loop {
         let outcome = tokio::select! {
-            o = follow(&gateway, &link, &mut last_id, &mut backoff) => o,
+            o = follow(&link, &mut last_id, &mut backoff, |parsed| match parsed {
+                Ok(snapshot) => Some(gateway.offer(snapshot)),
+                Err(e) => {
+                    tracing::error!(error = %e, "the control plane sent a snapshot that does not parse; still serving the previous one");
+                    gateway.shared.metrics.configs_refused.inc();
+                    None
+                }
+            }) => o,
             _ = stop.changed() => break,
         };
         let delay = backoff.next_delay();
@@ -285,12 +292,14 @@ pub async fn run(gateway: Arc<Gateway>, source: ControlSource, mut stop: watch::
     reporter.abort();
 }
 
-/// One connection: returns when the stream ends or fails.
-async fn follow(
-    gateway: &Gateway,
+/// One connection: returns when the stream ends or fails. Each `snapshot` event goes to
+/// `offer` (the snapshot, or why it does not parse); the ACK or NACK it returns is posted back.
+/// `None` posts nothing and does not advance `Last-Event-ID`.
+pub async fn follow(
     link: &Link,
     last_id: &mut Option<String>,
     backoff: &mut Backoff,
+    mut offer: impl FnMut(Result<Snapshot, String>) -> Option<ConfigAck>,
 ) -> Result<(), String> {
     let mut req = link.request(Method::GET, "/v1/gateways/stream", Bytes::new())?;
     req.headers_mut().insert(
@@ -331,13 +340,9 @@ async fn follow(
             if event.event.as_deref() != Some("snapshot") {
                 continue;
             }
-            let ack = match Snapshot::from_json(&event.data) {
-                Ok(snapshot) => gateway.offer(snapshot),
-                Err(e) => {
-                    tracing::error!(error = %e, "the control plane sent a snapshot that does not parse; still serving the previous one");
-                    gateway.shared.metrics.configs_refused.inc();
-                    continue;
-                }
+            let Some(ack) = offer(Snapshot::from_json(&event.data).map_err(|e| e.to_string()))
+            else {
+                continue;
             };
             if let ConfigAck::Nack { hash, reason } = &ack {
                 tracing::error!(hash = %hash, reason = %reason, "refused the control plane's snapshot");
