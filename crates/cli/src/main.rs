@@ -332,7 +332,7 @@ async fn kept_secret(
 
 /// Load the fleet into the demo environment through a change, if the environment is empty.
 async fn load_fleet(service: &rampart_control::service::Service, cfg: &Config) -> Result<()> {
-    use rampart_model::change::{Edit, Object};
+    use rampart_model::change::Edit;
     let env = rampart_model::Environment::Dev;
     let store = service.store();
     if store
@@ -343,17 +343,7 @@ async fn load_fleet(service: &rampart_control::service::Service, cfg: &Config) -
     {
         return Ok(());
     }
-    let edits: Vec<Edit> = cfg
-        .products
-        .iter()
-        .cloned()
-        .map(Object::Product)
-        .chain(cfg.upstreams.iter().cloned().map(Object::Upstream))
-        .chain(cfg.flags.iter().cloned().map(Object::Flag))
-        .chain(cfg.policies.iter().cloned().map(Object::Policy))
-        .chain(cfg.routes.iter().cloned().map(Object::Route))
-        .map(Edit::Upsert)
-        .collect();
+    let edits: Vec<Edit> = cfg.objects().map(Edit::Upsert).collect();
     let view = service
         .submit(
             "rampart-up",

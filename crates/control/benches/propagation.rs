@@ -266,17 +266,7 @@ async fn bench() {
     .expect("examples/fleet.yaml");
     let fleet: rampart_model::config::Config =
         rampart_model::load::from_yaml(&text).expect("the example fleet loads");
-    let edits: Vec<Edit> = fleet
-        .products
-        .iter()
-        .cloned()
-        .map(Object::Product)
-        .chain(fleet.upstreams.iter().cloned().map(Object::Upstream))
-        .chain(fleet.flags.iter().cloned().map(Object::Flag))
-        .chain(fleet.policies.iter().cloned().map(Object::Policy))
-        .chain(fleet.routes.iter().cloned().map(Object::Route))
-        .map(Edit::Upsert)
-        .collect();
+    let edits: Vec<Edit> = fleet.objects().map(Edit::Upsert).collect();
     let view = service
         .submit(
             "bench",
@@ -517,11 +507,14 @@ async fn client(url: String, token: String, i: usize, n: usize) {
         // The gateway's own stream client; parse, verify and compile stand in for
         // `Gateway::offer`, which would also build pools and listeners per client.
         let offer = |parsed: Result<Snapshot, String>| {
-            let snapshot = parsed.map_err(|e| eprintln!("a snapshot does not parse: {e}")).ok()?;
+            let snapshot = parsed
+                .map_err(|e| eprintln!("a snapshot does not parse: {e}"))
+                .ok()?;
             let hash = snapshot.hash();
             Some(match Evaluator::compile(&snapshot) {
                 Ok(evaluator) => {
-                    *running.lock().unwrap_or_else(|e| e.into_inner()) = Some((snapshot, evaluator));
+                    *running.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((snapshot, evaluator));
                     ConfigAck::Ack { hash }
                 }
                 Err(e) => ConfigAck::Nack {
@@ -536,4 +529,3 @@ async fn client(url: String, token: String, i: usize, n: usize) {
         tokio::time::sleep(backoff.next_delay()).await;
     }
 }
-

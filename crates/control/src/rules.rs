@@ -1062,13 +1062,7 @@ impl Ctx<'_> {
 }
 
 fn object_key(o: &Object) -> (ObjectKind, &str) {
-    match o {
-        Object::Product(p) => (ObjectKind::Product, &p.name),
-        Object::Upstream(u) => (ObjectKind::Upstream, &u.name),
-        Object::Policy(p) => (ObjectKind::Policy, &p.id),
-        Object::Route(r) => (ObjectKind::Route, &r.id),
-        Object::Flag(f) => (ObjectKind::Flag, &f.name),
-    }
+    o.key()
 }
 
 /// The flag bindings of a policy, as (field path, flag name). Found in the policy's JSON form,

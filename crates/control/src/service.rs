@@ -208,37 +208,13 @@ fn kind_str(kind: ObjectKind) -> &'static str {
 type ObjectMap = BTreeMap<(&'static str, String), Object>;
 
 fn objects_of(config: &Config) -> ObjectMap {
-    let mut map = ObjectMap::new();
-    let mut put = |o: Object| {
-        let (kind, name) = store::object_key(&o);
-        map.insert((kind_str(kind), name.to_owned()), o);
-    };
     config
-        .products
-        .iter()
-        .cloned()
-        .for_each(|o| put(Object::Product(o)));
-    config
-        .upstreams
-        .iter()
-        .cloned()
-        .for_each(|o| put(Object::Upstream(o)));
-    config
-        .policies
-        .iter()
-        .cloned()
-        .for_each(|o| put(Object::Policy(o)));
-    config
-        .routes
-        .iter()
-        .cloned()
-        .for_each(|o| put(Object::Route(o)));
-    config
-        .flags
-        .iter()
-        .cloned()
-        .for_each(|o| put(Object::Flag(o)));
-    map
+        .objects()
+        .map(|o| {
+            let (kind, name) = o.key();
+            ((kind_str(kind), name.to_owned()), o)
+        })
+        .collect()
 }
 
 fn config_of(env: Environment, settings: Settings, objects: ObjectMap) -> Config {
@@ -252,13 +228,7 @@ fn config_of(env: Environment, settings: Settings, objects: ObjectMap) -> Config
         flags: Vec::new(),
     };
     for object in objects.into_values() {
-        match object {
-            Object::Product(p) => config.products.push(p),
-            Object::Upstream(u) => config.upstreams.push(u),
-            Object::Policy(p) => config.policies.push(p),
-            Object::Route(r) => config.routes.push(r),
-            Object::Flag(f) => config.flags.push(f),
-        }
+        config.push(object);
     }
     config
 }

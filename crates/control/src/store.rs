@@ -1098,13 +1098,7 @@ fn parse_kind(s: &str) -> Option<ObjectKind> {
 
 /// An object's kind and its name (the `id` of routes and policies).
 pub fn object_key(object: &Object) -> (ObjectKind, &str) {
-    match object {
-        Object::Product(p) => (ObjectKind::Product, &p.name),
-        Object::Upstream(u) => (ObjectKind::Upstream, &u.name),
-        Object::Policy(p) => (ObjectKind::Policy, &p.id),
-        Object::Route(r) => (ObjectKind::Route, &r.id),
-        Object::Flag(f) => (ObjectKind::Flag, &f.name),
-    }
+    object.key()
 }
 
 fn object_body(object: &Object) -> serde_json::Result<String> {
@@ -1350,13 +1344,7 @@ fn config_from(env: Environment, objects: Vec<ObjectVersion>) -> Config {
         flags: Vec::new(),
     };
     for object in objects.into_iter().filter_map(|o| o.object) {
-        match object {
-            Object::Product(p) => config.products.push(p),
-            Object::Upstream(u) => config.upstreams.push(u),
-            Object::Policy(p) => config.policies.push(p),
-            Object::Route(r) => config.routes.push(r),
-            Object::Flag(f) => config.flags.push(f),
-        }
+        config.push(object);
     }
     config
 }

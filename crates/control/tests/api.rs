@@ -10,7 +10,7 @@ use rampart_control::api;
 use rampart_control::rules::RulesConfig;
 use rampart_control::store::{Store, TokenKind};
 use rampart_model::Snapshot;
-use rampart_model::change::{Edit, Object};
+use rampart_model::change::Edit;
 use rampart_model::config::{Config, Environment};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -43,13 +43,7 @@ fn fleet() -> Config {
 }
 
 fn upserts(config: &Config) -> Vec<Edit> {
-    let mut edits = Vec::new();
-    edits.extend(config.products.iter().cloned().map(Object::Product));
-    edits.extend(config.upstreams.iter().cloned().map(Object::Upstream));
-    edits.extend(config.policies.iter().cloned().map(Object::Policy));
-    edits.extend(config.routes.iter().cloned().map(Object::Route));
-    edits.extend(config.flags.iter().cloned().map(Object::Flag));
-    edits.into_iter().map(Edit::Upsert).collect()
+    config.objects().map(Edit::Upsert).collect()
 }
 
 /// Seed `env` with the example fleet at version 1 (a verified snapshot: the LKG), directly

@@ -47,13 +47,7 @@ fn fleet() -> Config {
 
 /// Every object of a config, as upserts.
 fn upserts(config: &Config) -> Vec<Edit> {
-    let mut edits = Vec::new();
-    edits.extend(config.products.iter().cloned().map(Object::Product));
-    edits.extend(config.upstreams.iter().cloned().map(Object::Upstream));
-    edits.extend(config.policies.iter().cloned().map(Object::Policy));
-    edits.extend(config.routes.iter().cloned().map(Object::Route));
-    edits.extend(config.flags.iter().cloned().map(Object::Flag));
-    edits.into_iter().map(Edit::Upsert).collect()
+    config.objects().map(Edit::Upsert).collect()
 }
 
 /// A config as the store materializes it: each list ordered by name.

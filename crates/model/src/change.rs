@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Environment, Policy, Product, Route, Upstream};
+use crate::config::{Config, Environment, Policy, Product, Route, Upstream};
 use crate::flag::Flag;
 use crate::snapshot::StageScope;
 
@@ -59,6 +59,47 @@ pub enum Object {
     Policy(Policy),
     Route(Route),
     Flag(Flag),
+}
+
+impl Object {
+    /// The object's kind and its name (the `id` of policies and routes).
+    pub fn key(&self) -> (ObjectKind, &str) {
+        match self {
+            Object::Product(p) => (ObjectKind::Product, &p.name),
+            Object::Upstream(u) => (ObjectKind::Upstream, &u.name),
+            Object::Policy(p) => (ObjectKind::Policy, &p.id),
+            Object::Route(r) => (ObjectKind::Route, &r.id),
+            Object::Flag(f) => (ObjectKind::Flag, &f.name),
+        }
+    }
+}
+
+impl Config {
+    /// Every object of the configuration, by kind: products, upstreams, policies, routes,
+    /// flags.
+    pub fn objects(&self) -> impl Iterator<Item = Object> + '_ {
+        let products = self.products.iter().cloned().map(Object::Product);
+        let upstreams = self.upstreams.iter().cloned().map(Object::Upstream);
+        let policies = self.policies.iter().cloned().map(Object::Policy);
+        let routes = self.routes.iter().cloned().map(Object::Route);
+        let flags = self.flags.iter().cloned().map(Object::Flag);
+        products
+            .chain(upstreams)
+            .chain(policies)
+            .chain(routes)
+            .chain(flags)
+    }
+
+    /// Add an object to the list of its kind.
+    pub fn push(&mut self, object: Object) {
+        match object {
+            Object::Product(p) => self.products.push(p),
+            Object::Upstream(u) => self.upstreams.push(u),
+            Object::Policy(p) => self.policies.push(p),
+            Object::Route(r) => self.routes.push(r),
+            Object::Flag(f) => self.flags.push(f),
+        }
+    }
 }
 
 /// The kind of a configuration object.
