@@ -48,6 +48,41 @@ pub(crate) struct ControlArgs {
     /// On first start (no tokens yet), also write the admin token to this file (mode 0600).
     #[arg(long, value_name = "PATH")]
     bootstrap_token_file: Option<PathBuf>,
+    /// The control plane's configuration (YAML): `rules:` (approvals per risk and
+    /// environment) and `rollouts:` (stages, soak, gates and the impact test per environment).
+    /// Without it, the defaults of both.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// How often the rollout driver looks at each running rollout, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    rollout_tick_ms: u64,
+}
+
+/// The file given to `rampart control --config`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ControlConfig {
+    #[serde(default)]
+    pub rules: Option<RulesConfig>,
+    #[serde(default)]
+    pub rollouts: rampart_control::plan::RolloutConfig,
+}
+
+impl ControlConfig {
+    /// Read and check a configuration file; errors name the file and the field.
+    pub(crate) fn load(path: &std::path::Path) -> Result<ControlConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let cfg: ControlConfig =
+            from_yaml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        for env in [Environment::Dev, Environment::Staging, Environment::Prod] {
+            cfg.rollouts
+                .for_env(env)
+                .check(&format!("rollouts.{env}"))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
+        Ok(cfg)
+    }
 }
 
 /// Run the control plane until Ctrl-C or SIGTERM.
@@ -64,7 +99,12 @@ pub(crate) fn control(a: ControlArgs) -> Result<()> {
         let store = Store::connect(&a.db)
             .await
             .with_context(|| format!("cannot open the database {}", redact(&a.db)))?;
-        let service = Service::new(store.clone(), RulesConfig::default());
+        let cfg = match &a.config {
+            Some(path) => ControlConfig::load(path)?,
+            None => ControlConfig::default(),
+        };
+        let service =
+            Service::new(store.clone(), cfg.rules.unwrap_or_default()).with_rollouts(cfg.rollouts);
         let tokens = store.list_tokens().await.context("cannot list tokens")?;
         if tokens.is_empty() {
             let (_, secret) = service
@@ -81,16 +121,24 @@ pub(crate) fn control(a: ControlArgs) -> Result<()> {
             .with_context(|| format!("cannot listen on {}", a.listen))?;
         let addr = listener.local_addr()?;
         out(&format!("rampart control listening on http://{addr}"))?;
+        let engine = tokio::spawn(
+            rampart_control::rollout::Engine::new(
+                service.clone(),
+                std::time::Duration::from_millis(a.rollout_tick_ms.max(10)),
+            )
+            .run(),
+        );
         let app = rampart_control::api::router_with(service);
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 shutdown_signal().await;
                 tracing::info!("shutting down");
             })
             .await
-            .context("the admin API failed")?;
+            .context("the admin API failed");
+        engine.abort();
         store.close().await;
-        Ok(())
+        served
     })
 }
 
@@ -147,7 +195,7 @@ pub(crate) struct ClientArgs {
     token: Option<String>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -262,14 +310,14 @@ pub(crate) struct FleetViewArgs {
 }
 
 /// An HTTP client of the admin API.
-struct Api {
+pub(crate) struct Api {
     http: reqwest::Client,
     server: String,
     token: Option<String>,
 }
 
 impl Api {
-    fn new(c: &ClientArgs) -> Result<Api> {
+    pub(crate) fn new(c: &ClientArgs) -> Result<Api> {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .connect_timeout(std::time::Duration::from_secs(5))
@@ -282,11 +330,11 @@ impl Api {
         })
     }
 
-    async fn get(&self, path: &str) -> Result<Value> {
+    pub(crate) async fn get(&self, path: &str) -> Result<Value> {
         self.call(reqwest::Method::GET, path, None).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> Result<Value> {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Result<Value> {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
@@ -342,8 +390,8 @@ impl Api {
 
 /// A non-2xx answer, not yet reported (some callers handle a 404 themselves).
 #[derive(Debug)]
-struct ApiFailure {
-    status: u16,
+pub(crate) struct ApiFailure {
+    pub(crate) status: u16,
     body: Value,
     what: String,
 }
@@ -391,7 +439,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn parse_env(env: &str) -> Result<Environment> {
+pub(crate) fn parse_env(env: &str) -> Result<Environment> {
     match env {
         "dev" => Ok(Environment::Dev),
         "staging" => Ok(Environment::Staging),
@@ -400,7 +448,7 @@ fn parse_env(env: &str) -> Result<Environment> {
     }
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -412,12 +460,12 @@ fn enc(s: &str) -> String {
     o
 }
 
-fn json_out(v: &Value) -> Result<()> {
+pub(crate) fn json_out(v: &Value) -> Result<()> {
     out(&serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()))
 }
 
 /// Run a client command on a fresh runtime.
-fn client<F, Fut>(c: &ClientArgs, f: F) -> Result<()>
+pub(crate) fn client<F, Fut>(c: &ClientArgs, f: F) -> Result<()>
 where
     F: FnOnce(Api) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
@@ -815,6 +863,12 @@ fn print_change(v: &Value) -> Result<()> {
             e["path"].as_str().unwrap_or(""),
             e["message"].as_str().unwrap_or("")
         ))?;
+    }
+    for line in crate::rollout_cmds::impact_lines(&v["impact"]) {
+        out(&line)?;
+    }
+    if let Some(id) = v["rollout_id"].as_str() {
+        out(&format!("  rollout: {id}"))?;
     }
     Ok(())
 }

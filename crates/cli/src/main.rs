@@ -24,6 +24,7 @@ use rampart_model::{Config, DeclaredImpact, Snapshot};
 
 mod control_cmds;
 mod load;
+mod rollout_cmds;
 
 /// mimalloc instead of the system allocator: the proxy allocates small buffers per request,
 /// and glibc's malloc spent a fifth of the gateway's CPU under load (see docs/BENCHMARKS.md).
@@ -95,6 +96,10 @@ enum Command {
     Audit(control_cmds::AuditArgs),
     /// Which gateway runs which snapshot.
     Fleet(control_cmds::FleetViewArgs),
+    /// List, show, watch, pause, resume and abort the staged rollouts of applied changes.
+    Rollout(rollout_cmds::RolloutArgs),
+    /// Put an environment back on its last known good snapshot, now.
+    Rollback(rollout_cmds::RollbackArgs),
 }
 
 #[derive(Debug, Args)]
@@ -230,6 +235,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Change(args) => control_cmds::change_cmd(args),
         Command::Audit(args) => control_cmds::audit_cmd(args),
         Command::Fleet(args) => control_cmds::fleet_cmd(args),
+        Command::Rollout(args) => rollout_cmds::rollout_cmd(args),
+        Command::Rollback(args) => rollout_cmds::rollback_cmd(args),
         Command::Up {
             file,
             data_dir,
@@ -330,6 +337,71 @@ async fn kept_secret(
     Ok(secret)
 }
 
+/// The rollout rules `rampart up` runs with: the defaults, with the demo's `dev` stages
+/// soaking seconds instead of minutes (the demo's own traffic feeds the gates).
+fn demo_rollouts() -> rampart_control::plan::RolloutConfig {
+    use rampart_control::plan::{PerRisk, RolloutConfig, RolloutRules};
+    let soak = PerRisk {
+        low: 10,
+        medium: 10,
+        high: 15,
+        critical: 20,
+    };
+    let mut dev = RolloutRules {
+        soak_secs: soak,
+        policy_soak_secs: soak,
+        min_samples: 20,
+        ..RolloutRules::default()
+    };
+    dev.impact.min_samples = 20;
+    RolloutConfig {
+        dev,
+        ..RolloutConfig::default()
+    }
+}
+
+/// One request per route of the fleet: its host (a wildcard's `demo` subdomain) and path.
+fn demo_targets(cfg: &Config) -> Vec<(String, String)> {
+    use rampart_model::config::PathMatch;
+    cfg.routes
+        .iter()
+        .filter(|r| r.matcher.headers.is_empty())
+        .map(|r| {
+            let host = r.matcher.host.clone().unwrap_or_else(|| "localhost".into());
+            let host = host.replace("*.", "demo.");
+            let path = match &r.matcher.path {
+                PathMatch::Prefix(p) => format!("{}demo", p.trim_end_matches('/').to_owned() + "/"),
+                PathMatch::Exact(p) => p.clone(),
+            };
+            (host, path)
+        })
+        .collect()
+}
+
+/// A gentle, bounded stream of demo requests (10 per second) through the gateway, so rollout
+/// gates in `rampart up` have traffic to judge. It stops with the process.
+async fn demo_traffic(proxy: SocketAddr, targets: Vec<(String, String)>) {
+    if targets.is_empty() {
+        return;
+    }
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+    else {
+        return;
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    for i in 0usize.. {
+        tick.tick().await;
+        let (host, path) = &targets[i % targets.len()];
+        let req = client
+            .get(format!("http://{proxy}{path}"))
+            .header("host", host.as_str())
+            .header("x-tenant", format!("tenant-{}", i % 17));
+        let _ = req.send().await;
+    }
+}
+
 /// Load the fleet into the demo environment through a change, if the environment is empty.
 async fn load_fleet(service: &rampart_control::service::Service, cfg: &Config) -> Result<()> {
     use rampart_model::change::Edit;
@@ -403,7 +475,8 @@ fn up(
         let store = rampart_control::store::Store::connect(&db)
             .await
             .with_context(|| format!("cannot open {db}"))?;
-        let service = rampart_control::service::Service::new(store.clone(), demo_rules()?);
+        let service = rampart_control::service::Service::new(store.clone(), demo_rules()?)
+            .with_rollouts(demo_rollouts());
         let admin_token = kept_secret(
             &service,
             &data_dir.join("admin-token"),
@@ -427,6 +500,13 @@ fn up(
         let control_addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::watch::channel(false);
         let mut control_stop = rx.clone();
+        tokio::spawn(
+            rampart_control::rollout::Engine::new(
+                service.clone(),
+                std::time::Duration::from_millis(250),
+            )
+            .run(),
+        );
         let control_task = tokio::spawn(async move {
             let app = rampart_control::api::router_with(service);
             axum::serve(listener, app)
@@ -472,7 +552,9 @@ fn up(
         };
         let origins = origins.len();
         let fleet = file.display().to_string();
+        let targets = demo_targets(&cfg);
         let served = rampart_gateway::run(opts, rx, move |proxy, admin, _| {
+            tokio::spawn(demo_traffic(proxy, targets));
             let _ = out(&format!(
                 "rampart is up: a control plane, {origins} demo upstreams and one gateway\n  \
                  control http://{control_addr}   admin token: {admin_token}\n  \

@@ -69,6 +69,7 @@ fn with_rollout(baseline: &str, id: &str, candidate: &str) -> Snapshot {
                 gateways: vec![],
                 percent: 100.0,
             },
+            shadow: false,
             candidate: config(candidate),
         }],
     )

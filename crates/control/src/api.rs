@@ -127,8 +127,8 @@ struct ErrorDoc {
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(
     info(title = "rampart admin API", description = "Changes are the only way to mutate an environment; rollback to the LKG is the only fast path."),
-    paths(get_config, get_flags, get_flag, get_snapshot, list_changes, submit, get_change, approve, reject, withdraw, apply, rollback, get_audit, verify_audit, create_token, fleet, gateway_stream, gateway_ack, gateway_report),
-    components(schemas(ErrorDoc, FieldError, SubmitBody, RejectBody, TokenBody)),
+    paths(get_config, get_flags, get_flag, get_snapshot, list_changes, submit, get_change, approve, reject, withdraw, apply, rollback, get_audit, verify_audit, create_token, fleet, gateway_stream, gateway_ack, gateway_report, gateway_samples, list_rollouts, get_rollout, control_rollout),
+    components(schemas(ErrorDoc, FieldError, SubmitBody, RejectBody, TokenBody, ControlBody)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
@@ -243,18 +243,34 @@ impl AppState {
         }
     }
 
-    /// Load the newest snapshot of `env` and hand it to every stream of `env`; called after
-    /// each apply and rollback, and by the first stream of an environment.
+    /// Load the newest deployment of `env` and hand it to every stream of `env`; called after
+    /// each apply and rollback, by the first stream of an environment, and by
+    /// [`spawn_publisher`] when another replica (or the rollout driver) deployed.
     pub async fn publish(&self, env: Environment) {
-        let rec = match self.service.store().latest_snapshot(env).await {
-            Ok(Some(rec)) => rec,
+        let store = self.service.store();
+        let mut dep = store.latest_deployment(env).await;
+        if let Ok(None) = dep {
+            // A store written before deployments existed: deploy its newest snapshot.
+            match store.latest_snapshot(env).await {
+                Ok(Some(rec)) => {
+                    if let Err(e) = store.put_deployment(&rec.snapshot, None, "migrated").await {
+                        tracing::warn!(error = %e, env = %env, "cannot record the first deployment");
+                    }
+                    dep = store.latest_deployment(env).await;
+                }
+                Ok(None) => return,
+                Err(e) => dep = Err(e),
+            }
+        }
+        let dep = match dep {
+            Ok(Some(d)) => d,
             Ok(None) => return,
             Err(e) => {
-                tracing::error!(error = %e, env = %env, "cannot read the newest snapshot to publish");
+                tracing::error!(error = %e, env = %env, "cannot read the newest deployment to publish");
                 return;
             }
         };
-        let json = match serde_json::to_string(&rec.snapshot) {
+        let json = match serde_json::to_string(&dep.snapshot) {
             Ok(j) => j,
             Err(e) => {
                 tracing::error!(error = %e, "cannot serialize a snapshot");
@@ -262,10 +278,10 @@ impl AppState {
             }
         };
         let new = Arc::new(Published {
-            version: rec.version,
+            version: dep.seq,
             json,
         });
-        // Two publishes may finish out of order: never go back to an older version.
+        // Two publishes may finish out of order: never go back to an older deployment.
         self.snapshots[Self::env_index(env)].send_if_modified(|cur| {
             if cur.as_ref().is_some_and(|c| c.version >= new.version) {
                 return false;
@@ -273,6 +289,14 @@ impl AppState {
             *cur = Some(new);
             true
         });
+    }
+
+    /// The deployment `seq` each stream of `env` has, if any.
+    fn published(&self, env: Environment) -> Option<u64> {
+        self.snapshots[Self::env_index(env)]
+            .borrow()
+            .as_ref()
+            .map(|p| p.version)
     }
 
     fn subscribe(&self, env: Environment) -> tokio::sync::watch::Receiver<Option<Arc<Published>>> {
@@ -292,13 +316,44 @@ pub fn router(store: Store, rules: RulesConfig) -> Router {
     router_with(Service::new(store, rules))
 }
 
+/// How often each replica checks for deployments it did not make itself (the rollout driver's,
+/// or another replica's).
+pub const PUBLISH_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Check for new deployments every [`PUBLISH_POLL`] and stream them; runs until the state is
+/// dropped by every router.
+fn spawn_publisher(state: &Arc<AppState>) {
+    let weak = Arc::downgrade(state);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(PUBLISH_POLL).await;
+            let Some(state) = weak.upgrade() else { return };
+            for env in [Environment::Dev, Environment::Staging, Environment::Prod] {
+                let Some(current) = state.published(env) else {
+                    continue;
+                };
+                match state.service.store().deployment_seq(env).await {
+                    Ok(Some(seq)) if seq > current => state.publish(env).await,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot check for new deployments"),
+                }
+            }
+        }
+    });
+}
+
 /// The admin API over a service.
 pub fn router_with(service: Service) -> Router {
     let state = Arc::new(AppState {
         service,
         snapshots: std::array::from_fn(|_| tokio::sync::watch::Sender::new(None)),
     });
+    spawn_publisher(&state);
     Router::new()
+        .route("/v1/envs/{env}/rollouts", get(list_rollouts))
+        .route("/v1/rollouts/{id}", get(get_rollout))
+        .route("/v1/rollouts/{id}/{action}", post(control_rollout))
+        .route("/v1/gateways/samples", post(gateway_samples))
         .route("/v1/envs/{env}/config", get(get_config))
         .route("/v1/envs/{env}/flags", get(get_flags))
         .route("/v1/envs/{env}/flags/{name}", get(get_flag))
@@ -791,11 +846,18 @@ async fn apply(
     let Empty {} = body(bytes)?;
     let (change, snapshot) = s.service.apply(&id, &caller.name).await?;
     s.publish(snapshot.env).await;
+    let rollout = s
+        .service
+        .store()
+        .rollout_of_change(&id)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     Ok(ok(
         StatusCode::OK,
         &json!({
             "change": change,
             "snapshot": { "version": snapshot.version, "hash": snapshot.hash.to_string() },
+            "rollout_id": rollout.map(|r| r.id),
         }),
     ))
 }
@@ -1088,12 +1150,144 @@ async fn gateway_report(
             _ => None,
         },
     };
-    s.service
-        .store()
+    let store = s.service.store();
+    store
         .upsert_gateway(&row)
         .await
         .map_err(|e| ApiError::internal(&e))?;
+    store
+        .put_report(env, &report)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Sample batches kept per environment for the impact test.
+const KEPT_SAMPLE_BATCHES: u32 = 200;
+
+#[utoipa::path(
+    post,
+    path = "/v1/gateways/samples",
+    tag = "gateways",
+    params(("env" = String, Query, description = "dev, staging or prod"), ("id" = String, Query, description = "the gateway's id"), ("cell" = Option<String>, Query, description = "its cell"), ("version" = Option<String>, Query, description = "its software version")),
+    request_body(content = Object, description = "a SampleBatch: `{ gateway, samples: [RequestSample] }`"),
+    responses((status = 204, description = "kept"), (status = 401, description = "missing or unknown token", body = ErrorDoc), (status = 403, description = "not a gateway token", body = ErrorDoc), (status = 400, description = "bad query or body", body = ErrorDoc)),
+    security(("bearer" = []))
+)]
+/// Recent request samples of a gateway (credentials already fingerprinted), for the impact test.
+async fn gateway_samples(
+    State(s): St,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    bytes: RawBody,
+) -> ApiResult {
+    gateway_auth(&s, &headers).await?;
+    let (env, q) = gateway_query(raw)?;
+    let batch: rampart_model::wire::SampleBatch = body(bytes)?;
+    if batch.gateway.id != q.id {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!(
+                "gateway: the batch is from `{}` but the query names `{}`",
+                batch.gateway.id, q.id
+            ),
+        ));
+    }
+    if batch.samples.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let json = serde_json::to_string(&batch).map_err(|e| ApiError::internal(&e))?;
+    s.service
+        .store()
+        .put_samples(env, &q.id, &json, KEPT_SAMPLE_BATCHES)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/envs/{env}/rollouts",
+    tag = "rollouts",
+    params(("env" = String, Path, description = "dev, staging or prod")),
+    responses((status = 200, description = "`{ rollouts: [RolloutView] }`, newest first", body = Object), (status = 401, description = "missing or unknown token", body = ErrorDoc), (status = 403, description = "gateway token or role too low", body = ErrorDoc)),
+    security(("bearer" = []))
+)]
+/// The newest rollouts of an environment.
+async fn list_rollouts(State(s): St, Path(env): Path<String>, headers: HeaderMap) -> ApiResult {
+    auth(&s, &headers, Action::Read).await?;
+    let env = parse_env(&env)?;
+    let rollouts = s.service.rollout_views(env, 50).await?;
+    Ok(ok(StatusCode::OK, &json!({ "rollouts": rollouts })))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/rollouts/{id}",
+    tag = "rollouts",
+    params(("id" = String, Path, description = "the rollout id")),
+    responses((status = 200, description = "the rollout: plan, stage, soak, last evaluation of the gates, decisions with evidence", body = Object), (status = 401, description = "missing or unknown token", body = ErrorDoc), (status = 403, description = "gateway token or role too low", body = ErrorDoc), (status = 404, description = "not found", body = ErrorDoc)),
+    security(("bearer" = []))
+)]
+/// One rollout.
+async fn get_rollout(State(s): St, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
+    auth(&s, &headers, Action::Read).await?;
+    Ok(ok(StatusCode::OK, &s.service.rollout_view(&id).await?))
+}
+
+/// The body of pause, resume and abort.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ControlBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/rollouts/{id}/{action}",
+    tag = "rollouts",
+    params(("id" = String, Path, description = "the rollout id"), ("action" = String, Path, description = "pause, resume or abort")),
+    request_body = ControlBody,
+    responses((status = 200, description = "the rollout after the action", body = Object), (status = 401, description = "missing or unknown token", body = ErrorDoc), (status = 403, description = "gateway token or role too low", body = ErrorDoc), (status = 404, description = "not found", body = ErrorDoc), (status = 409, description = "the rollout is not in a state that allows the action", body = ErrorDoc)),
+    security(("bearer" = []))
+)]
+/// Pause, resume or abort a rollout. Abort returns the environment to its LKG at once.
+async fn control_rollout(
+    State(s): St,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: RawBody,
+) -> ApiResult {
+    let needed = if action == "abort" {
+        Action::Rollback
+    } else {
+        Action::Apply
+    };
+    let caller = auth(&s, &headers, needed).await?;
+    let b: ControlBody = match &bytes {
+        Ok(b) if b.is_empty() => ControlBody::default(),
+        _ => body(bytes)?,
+    };
+    let reason = b.reason.as_deref();
+    let view = match action.as_str() {
+        "pause" => s.service.pause_rollout(&id, &caller.name, reason).await?,
+        "resume" => s.service.resume_rollout(&id, &caller.name, reason).await?,
+        "abort" => {
+            let v = s.service.abort_rollout(&id, &caller.name, reason).await?;
+            s.publish(v.record.env).await;
+            v
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no rollout action `{other}`: use pause, resume or abort"),
+            ));
+        }
+    };
+    Ok(ok(StatusCode::OK, &view))
 }
 
 #[derive(Debug, Deserialize)]

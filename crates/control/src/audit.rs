@@ -68,6 +68,10 @@ pub enum AuditAction {
     RolloutAdvanced,
     RolloutAborted,
     RolloutCompleted,
+    RolloutPaused,
+    RolloutResumed,
+    /// The impact test blocked a change.
+    ImpactBlocked,
     LoginFailed,
     TokenCreated,
     TokenRevoked,
@@ -76,7 +80,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 18] = [
         AuditAction::ChangeSubmitted,
         AuditAction::ChangeValidated,
         AuditAction::ChangeApproved,
@@ -88,6 +92,9 @@ impl AuditAction {
         AuditAction::RolloutAdvanced,
         AuditAction::RolloutAborted,
         AuditAction::RolloutCompleted,
+        AuditAction::RolloutPaused,
+        AuditAction::RolloutResumed,
+        AuditAction::ImpactBlocked,
         AuditAction::LoginFailed,
         AuditAction::TokenCreated,
         AuditAction::TokenRevoked,
@@ -108,6 +115,9 @@ impl AuditAction {
             AuditAction::RolloutAdvanced => "rollout_advanced",
             AuditAction::RolloutAborted => "rollout_aborted",
             AuditAction::RolloutCompleted => "rollout_completed",
+            AuditAction::RolloutPaused => "rollout_paused",
+            AuditAction::RolloutResumed => "rollout_resumed",
+            AuditAction::ImpactBlocked => "impact_blocked",
             AuditAction::LoginFailed => "login_failed",
             AuditAction::TokenCreated => "token_created",
             AuditAction::TokenRevoked => "token_revoked",

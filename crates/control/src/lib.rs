@@ -16,6 +16,10 @@
 
 pub mod api;
 pub mod audit;
+pub mod gates;
+pub mod impact;
+pub mod plan;
+pub mod rollout;
 pub mod rules;
 pub mod service;
 pub mod store;

@@ -139,6 +139,10 @@ pub struct ChangeView {
     pub approvals: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
+    /// The impact test's report, once it ran (see [`crate::impact`]).
+    pub impact: Option<Value>,
+    /// The rollout of the change, once it started.
+    pub rollout_id: Option<String>,
 }
 
 /// The outcome of an audit verification.
@@ -160,6 +164,7 @@ pub struct AuditReport {
 pub struct Service {
     store: Store,
     rules: RulesConfig,
+    rollouts: std::sync::Arc<crate::plan::RolloutConfig>,
 }
 
 fn now_ms() -> u64 {
@@ -199,6 +204,20 @@ pub async fn audit_in(
         detail: detail.to_string(),
     };
     Ok(tx.append_audit_row(&row, row_hash(action, &detail)).await?)
+}
+
+/// What a return to `target` deployed, at `version`.
+pub(crate) fn deployed_record(target: &SnapshotRecord, version: u64) -> SnapshotRecord {
+    let snapshot = Snapshot::new(target.snapshot.config().clone(), Vec::new());
+    SnapshotRecord {
+        env: target.env,
+        version,
+        hash: snapshot.hash(),
+        snapshot,
+        verified: target.verified,
+        verified_at_ms: target.verified_at_ms,
+        created_at_ms: now_ms(),
+    }
 }
 
 fn kind_str(kind: ObjectKind) -> &'static str {
@@ -312,7 +331,22 @@ fn subject(id: &str) -> String {
 
 impl Service {
     pub fn new(store: Store, rules: RulesConfig) -> Service {
-        Service { store, rules }
+        Service {
+            store,
+            rules,
+            rollouts: Default::default(),
+        }
+    }
+
+    /// The same service with these rollout rules.
+    pub fn with_rollouts(mut self, rollouts: crate::plan::RolloutConfig) -> Service {
+        self.rollouts = std::sync::Arc::new(rollouts);
+        self
+    }
+
+    /// How rollouts run, per environment.
+    pub fn rollout_rules(&self) -> &crate::plan::RolloutConfig {
+        &self.rollouts
     }
 
     pub fn store(&self) -> &Store {
@@ -440,6 +474,8 @@ impl Service {
             record,
             approvals: Vec::new(),
             verdict,
+            impact: None,
+            rollout_id: None,
         })
     }
 
@@ -468,10 +504,14 @@ impl Service {
         } else {
             None
         };
+        let impact = self.store.change_impact(id).await?;
+        let rollout_id = self.store.rollout_of_change(id).await?.map(|r| r.id);
         Ok(ChangeView {
             record,
             approvals,
             verdict,
+            impact,
+            rollout_id,
         })
     }
 
@@ -597,6 +637,8 @@ impl Service {
             record,
             approvals: approvers,
             verdict: Some(verdict),
+            impact: None,
+            rollout_id: None,
         })
     }
 
@@ -658,7 +700,7 @@ impl Service {
     /// (if its base version is still the head: else a conflict, and the change must be
     /// resubmitted), compiled into a new snapshot.
     pub async fn apply(&self, id: &str, actor: &str) -> Result<(ChangeRecord, SnapshotRecord)> {
-        let mut record = self.get(id).await?;
+        let record = self.get(id).await?;
         if !matches!(
             record.status,
             ChangeStatus::AwaitingApproval | ChangeStatus::Approved
@@ -684,6 +726,33 @@ impl Service {
         if !verdict.ready {
             return Err(ServiceError::NotReady(verdict));
         }
+        let env = record.env;
+        if let Some(active) = self.active_rollout(env).await? {
+            return Err(ServiceError::Conflict {
+                code: "rollout_active",
+                message: format!(
+                    "{env} has a rollout in progress ({}, change {}); wait for it to end, or pause/abort it",
+                    active.id, active.change_id
+                ),
+            });
+        }
+        match self.deployed_config(env).await? {
+            Some(baseline) => self.start_rollout(record, baseline, approvers, actor).await,
+            None => self.apply_directly(record, approvers, actor).await,
+        }
+    }
+
+    /// The first config of an environment has no baseline to compare a candidate with: it
+    /// is applied at once (and is not verified: it becomes the LKG only after a rollout of a
+    /// later change, or never).
+    async fn apply_directly(
+        &self,
+        mut record: ChangeRecord,
+        approvers: Vec<String>,
+        actor: &str,
+    ) -> Result<(ChangeRecord, SnapshotRecord)> {
+        let id = record.id.clone();
+        let id = id.as_str();
         let env = record.env;
         let mut tx = self.store.begin().await?;
         let version = match tx
@@ -739,6 +808,7 @@ impl Service {
             });
         }
         tx.put_snapshot(env, version, &snapshot).await?;
+        tx.put_deployment(&snapshot, None, "first config").await?;
         let detail = json!({
             "env": env.as_str(),
             "version": version,
@@ -762,10 +832,22 @@ impl Service {
         Ok((record, stored))
     }
 
-    /// Go back to the last known good snapshot of `env` at once: the only fast path. The
-    /// environment's objects are set back to the LKG's (as a new version, history kept) and the
-    /// LKG's config becomes the newest snapshot.
+    /// Go back to the last known good snapshot of `env` at once: the only fast path. A rollout
+    /// in progress is aborted. The environment's objects are set back to the LKG's (as a new
+    /// version, history kept) and the LKG is deployed to every gateway.
     pub async fn rollback(&self, env: Environment, actor: &str) -> Result<SnapshotRecord> {
+        if let Some(active) = self.active_rollout(env).await? {
+            let reason = format!("rolled back to the LKG by {actor}");
+            return self
+                .end_rollout(
+                    active,
+                    crate::store::RolloutState::Aborted,
+                    actor,
+                    &reason,
+                    json!({ "manual": true }),
+                )
+                .await;
+        }
         let lkg = self
             .store
             .last_verified(env)
@@ -774,50 +856,8 @@ impl Service {
                 code: "no_lkg",
                 message: format!("{env} has no verified snapshot to roll back to"),
             })?;
-        let latest = self.store.latest_snapshot(env).await?;
-        let (current, head) = self.store.config(env).await?;
-        let target = objects_of(lkg.snapshot.config());
-        let now = objects_of(&current);
-        let mut edits: Vec<Edit> = target
-            .iter()
-            .filter(|(k, o)| now.get(*k) != Some(*o))
-            .map(|(_, o)| Edit::Upsert(o.clone()))
-            .collect();
-        for (kind, name) in now.keys().filter(|k| !target.contains_key(*k)) {
-            let kind = kind_from_str(kind)?;
-            edits.push(Edit::Delete {
-                kind,
-                name: name.clone(),
-            });
-        }
-        let rollback_id = store::new_id("rbk")?;
         let mut tx = self.store.begin().await?;
-        let version = if edits.is_empty() {
-            head
-        } else {
-            tx.apply_edits(env, head, &edits, actor, &rollback_id)
-                .await?
-        };
-        let snapshot = Snapshot::new(lkg.snapshot.config().clone(), Vec::new());
-        let already = latest
-            .as_ref()
-            .is_some_and(|l| l.version == version && l.hash == snapshot.hash());
-        if !already && latest.as_ref().is_none_or(|l| l.version != version) {
-            tx.put_snapshot(env, version, &snapshot).await?;
-        } else if !already {
-            // The head already has a different snapshot but the same objects: cannot happen
-            // unless settings differ; refuse rather than write something surprising.
-            return Err(ServiceError::Internal(format!(
-                "{env} at version {version} already has a snapshot other than the LKG"
-            )));
-        }
-        let detail = json!({
-            "env": env.as_str(),
-            "to_hash": lkg.hash.to_string(),
-            "lkg_version": lkg.version,
-            "version": version,
-            "edits": edits.len(),
-        });
+        let (version, detail) = self.return_to(&mut tx, &lkg, actor, "rollback").await?;
         audit_in(
             &mut tx,
             actor,
@@ -827,10 +867,56 @@ impl Service {
         )
         .await?;
         tx.commit().await?;
-        self.store
-            .snapshot(env, version)
-            .await?
-            .ok_or_else(|| ServiceError::Internal("the rollback snapshot vanished".to_owned()))
+        Ok(deployed_record(&lkg, version))
+    }
+
+    /// Inside `tx`: set the objects of the target's environment back to the target's (a new
+    /// version, unless they are equal already), store its snapshot at that version and deploy
+    /// it. Returns the version and an audit detail.
+    pub(crate) async fn return_to(
+        &self,
+        tx: &mut StoreTx,
+        target: &SnapshotRecord,
+        actor: &str,
+        cause: &str,
+    ) -> Result<(u64, Value)> {
+        let env = target.env;
+        let (current, head) = tx.config(env).await?;
+        let goal = objects_of(target.snapshot.config());
+        let now = objects_of(&current);
+        let mut edits: Vec<Edit> = goal
+            .iter()
+            .filter(|(k, o)| now.get(*k) != Some(*o))
+            .map(|(_, o)| Edit::Upsert(o.clone()))
+            .collect();
+        for (kind, name) in now.keys().filter(|k| !goal.contains_key(*k)) {
+            let kind = kind_from_str(kind)?;
+            edits.push(Edit::Delete {
+                kind,
+                name: name.clone(),
+            });
+        }
+        let snapshot = Snapshot::new(target.snapshot.config().clone(), Vec::new());
+        let version = if edits.is_empty() {
+            head
+        } else {
+            let rollback_id = store::new_id("rbk")?;
+            let v = tx
+                .apply_edits(env, head, &edits, actor, &rollback_id)
+                .await?;
+            tx.put_snapshot(env, v, &snapshot).await?;
+            v
+        };
+        tx.put_deployment(&snapshot, None, cause).await?;
+        let detail = json!({
+            "env": env.as_str(),
+            "to_hash": target.hash.to_string(),
+            "to_version": target.version,
+            "lkg": target.verified,
+            "version": version,
+            "edits": edits.len(),
+        });
+        Ok((version, detail))
     }
 
     /// Create a token, audited in the same transaction. Returns its secret (shown once).

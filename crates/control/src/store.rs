@@ -88,6 +88,9 @@ use sha2::{Digest, Sha256};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 
+mod rollouts;
+pub use rollouts::{Decision, Deployment, GatewayState, Marks, RolloutRecord, RolloutState};
+
 /// The embedded migrations, shared by both backends.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -8,6 +8,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use rampart_control::api;
 use rampart_control::rules::RulesConfig;
+use rampart_control::service::Service;
 use rampart_control::store::{Store, TokenKind};
 use rampart_model::Snapshot;
 use rampart_model::change::Edit;
@@ -83,7 +84,9 @@ async fn harness_with(url: &str, rules: RulesConfig) -> Harness {
         async move { store.create_token(name, kind, role).await.unwrap().1 }
     };
     Harness {
-        app: api::router(store.clone(), rules),
+        app: api::router_with(
+            Service::new(store.clone(), rules).with_rollouts(support::without_impact_test()),
+        ),
         viewer: tok("vic", TokenKind::User, "viewer").await,
         alice: tok("alice", TokenKind::User, "editor").await,
         eve: tok("eve", TokenKind::User, "editor").await,
@@ -227,7 +230,8 @@ async fn change_lifecycle(url: String) {
     assert_eq!(v["status"], "approved");
     let (s, v) = h.act(&id, "apply", &h.alice).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["change"]["status"], "applied");
+    // Applied means rolling out: the edits are version 2, the candidate of a rollout.
+    assert_eq!(v["change"]["status"], "rolling_out");
     assert_eq!(v["snapshot"]["version"], 2);
     let (s, snap) = h
         .call("GET", "/v1/envs/prod/snapshot", &h.viewer, None)
@@ -426,7 +430,7 @@ async fn staging_soak_lets_high_changes_through(url: String) {
     // Now the prod change is ready at apply time.
     let (s, v) = h.act(&prod_id, "apply", &h.alice).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["change"]["status"], "applied");
+    assert_eq!(v["change"]["status"], "rolling_out");
 }
 
 async fn no_role_mutates_prod_outside_a_change(url: String) {
@@ -700,32 +704,44 @@ async fn stale_base_version_conflicts_nothing_lost(url: String) {
     h.act(&b, "approve", &h.bob).await;
     let (s, v) = h.act(&a, "apply", &h.alice).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["change"]["status"], "rolling_out");
+    let rollout = v["rollout_id"].as_str().unwrap().to_owned();
+    // One rollout per environment at a time: B waits, nothing of it written.
+    let (_, log_before) = h.call("GET", "/v1/audit", &h.bob, None).await;
+    let (s, e) = h.act(&b, "apply", &h.eve).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["error"], "rollout_active");
+    let (_, log_after) = h.call("GET", "/v1/audit", &h.bob, None).await;
+    assert_eq!(log_after, log_before);
+    // A is aborted: back to the LKG, as a new version; B's base is now stale.
+    let (s, v) = h
+        .call(
+            "POST",
+            &format!("/v1/rollouts/{rollout}/abort"),
+            &h.alice,
+            Some(json!({ "reason": "test" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "aborted");
+    assert_eq!(h.head("prod").await, 3);
     let (_, log_before) = h.call("GET", "/v1/audit", &h.bob, None).await;
     let (s, e) = h.act(&b, "apply", &h.eve).await;
     assert_eq!(s, StatusCode::CONFLICT, "{e}");
     assert_eq!(e["error"], "stale_version");
-    // Nothing half-written: no audit entry, no snapshot, no status move.
+    // Nothing half-written: no audit entry, no new version, no status move.
     let (_, log_after) = h.call("GET", "/v1/audit", &h.bob, None).await;
     assert_eq!(log_after, log_before);
-    let (_, snap) = h
-        .call("GET", "/v1/envs/prod/snapshot", &h.viewer, None)
-        .await;
-    assert_eq!(snap["version"], 2);
-    // B stays approved; A's edit is kept; nothing of B was written.
+    assert_eq!(h.head("prod").await, 3);
     let (_, v) = h
         .call("GET", &format!("/v1/changes/{b}"), &h.viewer, None)
         .await;
     assert_eq!(v["status"], "approved");
-    assert_eq!(h.head("prod").await, 2);
-    let (_, cfg) = h.call("GET", "/v1/envs/prod/config", &h.viewer, None).await;
-    let conf = cfg["config"]["upstreams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["name"] == "confluence-app")
-        .unwrap()
-        .clone();
-    assert_eq!(conf["endpoints"], json!(["127.0.0.1:19001"]));
+    let (_, v) = h
+        .call("GET", &format!("/v1/changes/{a}"), &h.viewer, None)
+        .await;
+    assert_eq!(v["status"], "rolled_back");
+    assert_eq!(v["rollout_id"], rollout.as_str());
     // Submitting against a stale base is refused at once.
     let (s, e) = h
         .call(
@@ -737,11 +753,11 @@ async fn stale_base_version_conflicts_nothing_lost(url: String) {
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(e["error"], "stale_version");
-    // Resubmitted on the new base, it goes through; both edits are there.
+    // Resubmitted on the new base, it goes through.
     let b2 = id_of(&h.submit_ok("prod", &h.eve, b_edit).await);
     h.act(&b2, "approve", &h.carol).await;
-    let (s, _) = h.act(&b2, "apply", &h.eve).await;
-    assert_eq!(s, StatusCode::OK);
+    let (s, v) = h.act(&b2, "apply", &h.eve).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let (_, flag) = h
         .call(
             "GET",
@@ -752,8 +768,8 @@ async fn stale_base_version_conflicts_nothing_lost(url: String) {
         .await;
     assert_eq!(flag["default"], 503);
     let (_, cfg) = h.call("GET", "/v1/envs/prod/config", &h.viewer, None).await;
-    assert_eq!(cfg["version"], 3);
-    assert!(cfg.to_string().contains("127.0.0.1:19001"));
+    assert_eq!(cfg["version"], 4);
+    assert!(!cfg.to_string().contains("127.0.0.1:19001"));
 }
 
 async fn rollback_returns_to_the_lkg(url: String) {
@@ -790,7 +806,8 @@ async fn rollback_returns_to_the_lkg(url: String) {
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["action"] == "rollback" && e["actor"] == "eve")
+            .any(|e| e["action"] == "rollout_aborted" && e["actor"] == "eve"),
+        "a rollback during a rollout aborts it: {log}"
     );
 }
 
@@ -825,7 +842,7 @@ async fn audit_chain_verifies_and_detects_tampering(url: String) {
             "change_submitted",
             "change_validated",
             "change_approved",
-            "change_applied",
+            "rollout_started",
             "token_created"
         ]
     );
@@ -919,7 +936,10 @@ async fn restart_loses_nothing_acknowledged(url: String) {
     // A new process on the same database.
     let store = Store::connect(&url).await.unwrap();
     let h2 = Harness {
-        app: api::router(store.clone(), RulesConfig::default()),
+        app: api::router_with(
+            Service::new(store.clone(), RulesConfig::default())
+                .with_rollouts(support::without_impact_test()),
+        ),
         store,
         ..h
     };

@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 
 use rampart_control::api;
 use rampart_control::rules::RulesConfig;
+use rampart_control::service::Service;
 use rampart_control::store::{Store, TokenKind};
 use rampart_model::Snapshot;
 use rampart_model::change::Edit;
 use rampart_model::config::{Config, Environment};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
+
+mod support;
 
 fn fleet() -> Config {
     let text = std::fs::read_to_string(concat!(
@@ -59,7 +62,10 @@ fn start_control(url: &str, addr: SocketAddr) -> (Runtime, SocketAddr) {
         let store = Store::connect(&url).await.unwrap();
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let bound = listener.local_addr().unwrap();
-        let app = api::router(store, RulesConfig::default());
+        let app = api::router_with(
+            Service::new(store, RulesConfig::default())
+                .with_rollouts(support::without_impact_test()),
+        );
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         bound
     });

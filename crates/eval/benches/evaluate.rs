@@ -729,6 +729,7 @@ fn decision(c: &mut Criterion) {
             gateways: vec![],
             percent: 10.0,
         },
+        shadow: false,
         candidate,
     };
     let with_rollout = Evaluator::compile(&Snapshot::new(cfg, vec![rollout]))

@@ -13,6 +13,7 @@
 pub mod bucket;
 mod compiled;
 pub mod decision;
+pub mod diff;
 mod flags;
 pub mod request;
 
@@ -62,6 +63,7 @@ struct CompiledRollout {
     cells: Box<[Box<str>]>,
     gateways: Box<[Box<str>]>,
     threshold: u32,
+    shadow: bool,
     config: CompiledConfig,
 }
 
@@ -141,6 +143,7 @@ impl Evaluator {
                     cells: cells.iter().map(|c| c.as_str().into()).collect(),
                     gateways: gateways.iter().map(|g| g.as_str().into()).collect(),
                     threshold: bucket::threshold(*percent),
+                    shadow: r.shadow,
                     config,
                 });
             }
@@ -176,12 +179,25 @@ impl Evaluator {
         self.rollouts.len()
     }
 
-    /// The cohort of a request: the first rollout whose scope covers this gateway and whose
-    /// sticky bucket covers the request, else the baseline. Requests without the sticky
-    /// attribute bucket by client IP.
+    /// The cohort of a request: the first rollout (not in shadow) whose scope covers this
+    /// gateway and whose sticky bucket covers the request, else the baseline. Requests without
+    /// the sticky attribute bucket by client IP.
     pub fn cohort(&self, meta: &RequestMeta<'_>) -> Cohort {
+        self.first_covering(meta, false)
+    }
+
+    /// The shadow rollout, if any, whose candidate should be evaluated beside the baseline for
+    /// this request (the request itself is served by [`Evaluator::cohort`]'s answer).
+    pub fn shadow(&self, meta: &RequestMeta<'_>) -> Option<usize> {
+        match self.first_covering(meta, true) {
+            Cohort::Candidate(i) => Some(i),
+            Cohort::Baseline => None,
+        }
+    }
+
+    fn first_covering(&self, meta: &RequestMeta<'_>, shadow: bool) -> Cohort {
         for (i, r) in self.rollouts.iter().enumerate() {
-            if r.threshold == 0 || !r.in_scope(meta) {
+            if r.shadow != shadow || r.threshold == 0 || !r.in_scope(meta) {
                 continue;
             }
             let ctx = Ctx {

@@ -389,6 +389,7 @@ fn cohorts_split_by_scope_and_sticky_bucket() {
         salt: "r1-salt".into(),
         sticky_key: rampart_model::Attribute::Tenant,
         scope,
+        shadow: false,
         candidate: maintenance_on(example()),
     };
     let all = |percent| StageScope {
@@ -478,6 +479,7 @@ fn compile_refuses_invalid_candidates_and_reports_every_path() {
                 gateways: vec![],
                 percent: 250.0,
             },
+            shadow: false,
             candidate: bad,
         }],
     );

@@ -179,6 +179,24 @@ fn decide<'a>(
     }
 }
 
+/// Evaluate the candidate of shadow rollout `i` beside the baseline's decision and count how
+/// its outcome differs; the request is served by the baseline whatever happens here.
+fn shadow(active: &Active, meta: &RequestMeta<'_>, baseline: &Decision<'_>, i: usize) {
+    let stats = &active.candidates[i];
+    if stats.is_tripped() {
+        return;
+    }
+    let candidate = catch_unwind(AssertUnwindSafe(|| {
+        fail_candidate();
+        let c = active.evaluator.evaluate(meta, Cohort::Candidate(i));
+        rampart_eval::diff::classify(baseline, &c)
+    }));
+    match candidate {
+        Ok(class) => stats.record_shadow(class),
+        Err(_) => stats.record_shadow_failure(),
+    }
+}
+
 /// A fault-injection point for tests and drills: `FAILPOINTS=gateway::candidate=panic`.
 #[cfg(feature = "failpoints")]
 fn fail_candidate() {
@@ -364,6 +382,9 @@ pub async fn handle(
             cohort = Cohort::Baseline;
         }
         let (decision, fallback) = decide(&active, &meta, cohort);
+        if let Some(i) = active.evaluator.shadow(&meta) {
+            shadow(&active, &meta, &decision, i);
+        }
         let served = if fallback { Cohort::Baseline } else { cohort };
         let (action, facts) = plan(&shared, &active, served, &decision, &meta, start);
         let sample = shared

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rampart_model::wire::{CohortCounters, LATENCY_BOUNDS_MS, RequestSample};
+use rampart_model::wire::{
+    CohortCounters, ImpactClass, ImpactCounts, LATENCY_BOUNDS_MS, RequestSample,
+};
 
 /// When the local guard stops using a candidate by itself.
 #[derive(Debug, Clone, Copy)]
@@ -83,7 +85,18 @@ pub struct CohortStats {
     latency: [AtomicU64; LATENCY_BOUNDS_MS.len() + 1],
     tripped: AtomicBool,
     window: Box<[Slot]>,
+    /// Shadow comparisons: compared, then one counter per [`ImpactClass`] in
+    /// [`SHADOW_CLASSES`] order.
+    shadow: [AtomicU64; 5],
 }
+
+/// The order of the shadow counters after `compared`.
+const SHADOW_CLASSES: [ImpactClass; 4] = [
+    ImpactClass::AllowedToDenied,
+    ImpactClass::DeniedToAllowed,
+    ImpactClass::RouteChanged,
+    ImpactClass::StatusChanged,
+];
 
 impl CohortStats {
     fn new(rollout: Option<&str>, window_secs: u64) -> Self {
@@ -96,6 +109,21 @@ impl CohortStats {
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
             tripped: AtomicBool::new(false),
             window: (0..window_secs.max(1)).map(|_| Slot::default()).collect(),
+            shadow: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Count a shadow evaluation of the candidate that failed (it served nothing).
+    pub fn record_shadow_failure(&self) {
+        self.fallbacks.fetch_add(1, Relaxed);
+    }
+
+    /// Count one shadow comparison: `class` is how the candidate's decision differed from
+    /// the baseline's, `None` when it did not.
+    pub fn record_shadow(&self, class: Option<ImpactClass>) {
+        self.shadow[0].fetch_add(1, Relaxed);
+        if let Some(i) = class.and_then(|c| SHADOW_CLASSES.iter().position(|k| *k == c)) {
+            self.shadow[i + 1].fetch_add(1, Relaxed);
         }
     }
 
@@ -177,6 +205,16 @@ impl CohortStats {
             fallbacks: self.fallbacks.load(Relaxed),
             latency_ms: self.latency.iter().map(|a| a.load(Relaxed)).collect(),
             guard_tripped: self.is_tripped(),
+            shadow: match self.shadow[0].load(Relaxed) {
+                0 => None,
+                compared => Some(ImpactCounts {
+                    compared,
+                    allowed_to_denied: self.shadow[1].load(Relaxed),
+                    denied_to_allowed: self.shadow[2].load(Relaxed),
+                    route_changed: self.shadow[3].load(Relaxed),
+                    status_changed: self.shadow[4].load(Relaxed),
+                }),
+            },
         }
     }
 }

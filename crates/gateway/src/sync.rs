@@ -3,7 +3,8 @@
 //! [`run`] connects to `GET {control}/v1/gateways/stream` with the gateway token, offers every
 //! `snapshot` event to [`Gateway::offer`], and posts the ACK or NACK to `/v1/gateways/ack`.
 //! A second task posts [`Shared::report`](crate::live::Shared::report) to
-//! `/v1/gateways/report` every second. When the stream breaks, it reconnects with jittered
+//! `/v1/gateways/report` every second, and the new request samples to `/v1/gateways/samples`
+//! every five. When the stream breaks, it reconnects with jittered
 //! exponential backoff (100 ms doubling to 30 s, reset once a stream is established), sending
 //! `Last-Event-ID` so an unchanged snapshot is not sent again. While disconnected the gateway
 //! keeps serving what it has, and boots from its LKG on disk as with any other source.
@@ -37,6 +38,9 @@ pub struct ControlSource {
 /// The first reconnection delay, and the cap.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Request samples are uploaded (the new ones) every this many reports.
+const SAMPLE_UPLOAD_TICKS: u64 = 5;
 
 /// How long an ACK or a report may take before it is dropped.
 const POST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -246,7 +250,8 @@ pub async fn run(gateway: Arc<Gateway>, source: ControlSource, mut stop: watch::
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
+            let mut uploaded_ms = 0u64;
+            for n in 0u64.. {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = stop.changed() => return,
@@ -256,6 +261,27 @@ pub async fn run(gateway: Arc<Gateway>, source: ControlSource, mut stop: watch::
                     .await
                 {
                     tracing::debug!(error = %e, "cannot post the report to the control plane");
+                }
+                if n % SAMPLE_UPLOAD_TICKS == 0 {
+                    let samples: Vec<_> = shared
+                        .samples
+                        .snapshot()
+                        .into_iter()
+                        .filter(|s| s.at_ms > uploaded_ms)
+                        .collect();
+                    let Some(newest) = samples.iter().map(|s| s.at_ms).max() else {
+                        continue;
+                    };
+                    let batch = rampart_model::wire::SampleBatch {
+                        gateway: shared.identity.clone(),
+                        samples,
+                    };
+                    match link.post_json("/v1/gateways/samples", &batch).await {
+                        Ok(()) => uploaded_ms = newest,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "cannot post samples to the control plane")
+                        }
+                    }
                 }
             }
         })

@@ -163,4 +163,7 @@ pub enum GateCheck {
     NoNack,
     /// No gateway's local guard tripped on the candidate.
     NoLocalGuardTrip,
+    /// Shadow stage: the share of compared requests whose outcome the candidate changes,
+    /// against the impact the change declared.
+    ShadowDiff { max_excess_percent: f64 },
 }

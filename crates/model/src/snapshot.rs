@@ -100,6 +100,10 @@ pub struct Rollout {
     #[serde(default = "Rollout::default_sticky_key")]
     pub sticky_key: Attribute,
     pub scope: StageScope,
+    /// A shadow rollout serves every request with the baseline; gateways evaluate the
+    /// candidate beside it for the requests in scope and count the differences.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
     pub candidate: Config,
 }
 

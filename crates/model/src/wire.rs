@@ -56,6 +56,10 @@ pub struct CohortCounters {
     /// Whether this gateway's local guard has stopped using this candidate.
     #[serde(default)]
     pub guard_tripped: bool,
+    /// A shadow rollout's comparisons: requests whose candidate decision was computed beside
+    /// the baseline's, by how the outcome differed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ImpactCounts>,
 }
 
 /// The metadata of one recent request, scrubbed of secrets, kept by gateways for the impact
@@ -76,4 +80,153 @@ pub struct RequestSample {
     /// `allow`, `static`, or the deny reason.
     pub outcome: String,
     pub rollout: Option<String>,
+}
+
+/// How one request's outcome differs between baseline and candidate (impact test and shadow
+/// stage). Listed from most to least severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImpactClass {
+    /// The baseline admits the request; the candidate refuses it.
+    AllowedToDenied,
+    /// The baseline refuses the request; the candidate admits it.
+    DeniedToAllowed,
+    /// Both admit it, but it goes to another route or upstream.
+    RouteChanged,
+    /// Otherwise the same, but the client sees another status.
+    StatusChanged,
+}
+
+impl ImpactClass {
+    /// Every class, most severe first.
+    pub const ALL: [ImpactClass; 4] = [
+        ImpactClass::AllowedToDenied,
+        ImpactClass::DeniedToAllowed,
+        ImpactClass::RouteChanged,
+        ImpactClass::StatusChanged,
+    ];
+
+    /// The snake_case name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImpactClass::AllowedToDenied => "allowed_to_denied",
+            ImpactClass::DeniedToAllowed => "denied_to_allowed",
+            ImpactClass::RouteChanged => "route_changed",
+            ImpactClass::StatusChanged => "status_changed",
+        }
+    }
+}
+
+/// Counts of compared requests by class. Used by the impact report and by gateways' shadow
+/// counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpactCounts {
+    /// Requests compared, changed or not.
+    pub compared: u64,
+    pub allowed_to_denied: u64,
+    pub denied_to_allowed: u64,
+    pub route_changed: u64,
+    pub status_changed: u64,
+}
+
+impl ImpactCounts {
+    /// Count one compared request, of `class` if its outcome changed.
+    pub fn record(&mut self, class: Option<ImpactClass>) {
+        self.compared += 1;
+        if let Some(class) = class {
+            *self.count_mut(class) += 1;
+        }
+    }
+
+    /// The count of one class.
+    pub fn count(&self, class: ImpactClass) -> u64 {
+        match class {
+            ImpactClass::AllowedToDenied => self.allowed_to_denied,
+            ImpactClass::DeniedToAllowed => self.denied_to_allowed,
+            ImpactClass::RouteChanged => self.route_changed,
+            ImpactClass::StatusChanged => self.status_changed,
+        }
+    }
+
+    fn count_mut(&mut self, class: ImpactClass) -> &mut u64 {
+        match class {
+            ImpactClass::AllowedToDenied => &mut self.allowed_to_denied,
+            ImpactClass::DeniedToAllowed => &mut self.denied_to_allowed,
+            ImpactClass::RouteChanged => &mut self.route_changed,
+            ImpactClass::StatusChanged => &mut self.status_changed,
+        }
+    }
+
+    /// Requests whose outcome changed, of any class.
+    pub fn changed(&self) -> u64 {
+        self.allowed_to_denied
+            .saturating_add(self.denied_to_allowed)
+            .saturating_add(self.route_changed)
+            .saturating_add(self.status_changed)
+    }
+
+    /// The share of compared requests that changed, in percent; `None` when none were compared.
+    pub fn changed_percent(&self) -> Option<f64> {
+        (self.compared > 0).then(|| self.changed() as f64 * 100.0 / self.compared as f64)
+    }
+
+    /// Add another set of counts to this one (saturating).
+    pub fn add(&mut self, other: &ImpactCounts) {
+        self.compared = self.compared.saturating_add(other.compared);
+        for class in ImpactClass::ALL {
+            let c = self.count_mut(class);
+            *c = c.saturating_add(other.count(class));
+        }
+    }
+
+    /// Subtract earlier cumulative counts from these, to get a window (saturating at zero,
+    /// so a counter that went backwards, as after a gateway restart, reads as zero).
+    pub fn subtract(&mut self, earlier: &ImpactCounts) {
+        self.compared = self.compared.saturating_sub(earlier.compared);
+        for class in ImpactClass::ALL {
+            let c = self.count_mut(class);
+            *c = c.saturating_sub(earlier.count(class));
+        }
+    }
+}
+
+/// Samples one gateway uploads: the gateway's identity applies to all of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleBatch {
+    pub gateway: GatewayIdentity,
+    pub samples: Vec<RequestSample>,
+}
+
+#[cfg(test)]
+mod impact_counts_tests {
+    use super::*;
+
+    #[test]
+    fn record_add_subtract_and_percent() {
+        let mut a = ImpactCounts::default();
+        assert_eq!(a.changed_percent(), None);
+        a.record(None);
+        a.record(Some(ImpactClass::AllowedToDenied));
+        a.record(Some(ImpactClass::StatusChanged));
+        a.record(None);
+        assert_eq!(a.compared, 4);
+        assert_eq!(a.changed(), 2);
+        assert_eq!(a.changed_percent(), Some(50.0));
+        let mut b = a.clone();
+        b.add(&a);
+        assert_eq!(b.compared, 8);
+        assert_eq!(b.allowed_to_denied, 2);
+        b.subtract(&a);
+        assert_eq!(b, a);
+        b.subtract(&ImpactCounts {
+            compared: 100,
+            ..ImpactCounts::default()
+        });
+        assert_eq!(b.compared, 0);
+        let json = serde_json::to_string(&ImpactClass::DeniedToAllowed).unwrap();
+        assert_eq!(json, "\"denied_to_allowed\"");
+        assert_eq!(ImpactClass::DeniedToAllowed.as_str(), "denied_to_allowed");
+    }
 }

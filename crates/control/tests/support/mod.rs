@@ -83,3 +83,13 @@ macro_rules! suite {
         }
     };
 }
+
+/// Rollout rules for tests that exercise the change path itself, not the impact test: the
+/// defaults, with the impact test off (these databases have no traffic samples).
+pub fn without_impact_test() -> rampart_control::plan::RolloutConfig {
+    let mut cfg = rampart_control::plan::RolloutConfig::default();
+    for rules in [&mut cfg.dev, &mut cfg.staging, &mut cfg.prod] {
+        rules.impact.enabled = false;
+    }
+    cfg
+}
