@@ -337,22 +337,47 @@ async fn kept_secret(
     Ok(secret)
 }
 
-/// The rollout rules `rampart up` runs with: the defaults, with the demo's `dev` stages
-/// soaking seconds instead of minutes (the demo's own traffic feeds the gates).
+/// The rollout rules `rampart up` runs with: the defaults, except that the demo's `dev`
+/// environment rolls every change out in two short stages (25%, then 100%, 5 s soak each) fed
+/// by the demo's own traffic, so a change is seen progressing in seconds.
 fn demo_rollouts() -> rampart_control::plan::RolloutConfig {
-    use rampart_control::plan::{PerRisk, RolloutConfig, RolloutRules};
-    let soak = PerRisk {
-        low: 10,
-        medium: 10,
-        high: 15,
-        critical: 20,
+    use rampart_control::plan::{RolloutConfig, RolloutRules};
+    use rampart_model::change::StageDef;
+    // The gates of a live stage, as the default plans set them.
+    let gates = RolloutRules::default()
+        .plan(rampart_model::Risk::Low, false, None)
+        .stages[0]
+        .gates
+        .clone();
+    let stages = || -> Vec<StageDef> {
+        [25.0, 100.0]
+            .into_iter()
+            .map(|percent| StageDef {
+                name: format!("{percent}%"),
+                scope: rampart_model::StageScope {
+                    cells: vec![],
+                    gateways: vec![],
+                    percent,
+                },
+                shadow: false,
+                min_soak_secs: 5,
+                min_samples: 20,
+                gates: gates.clone(),
+            })
+            .collect()
     };
     let mut dev = RolloutRules {
-        soak_secs: soak,
-        policy_soak_secs: soak,
         min_samples: 20,
         ..RolloutRules::default()
     };
+    for risk in [
+        rampart_model::Risk::Low,
+        rampart_model::Risk::Medium,
+        rampart_model::Risk::High,
+        rampart_model::Risk::Critical,
+    ] {
+        dev.plans.insert(risk, stages());
+    }
     dev.impact.min_samples = 20;
     RolloutConfig {
         dev,
@@ -360,10 +385,12 @@ fn demo_rollouts() -> rampart_control::plan::RolloutConfig {
     }
 }
 
-/// One request per route of the fleet: its host (a wildcard's `demo` subdomain) and path.
-fn demo_targets(cfg: &Config) -> Vec<(String, String)> {
+/// One request per route of the fleet: its host (a wildcard's `demo` subdomain) and path;
+/// and the header that names the tenant.
+fn demo_targets(cfg: &Config) -> (String, Vec<(String, String)>) {
     use rampart_model::config::PathMatch;
-    cfg.routes
+    let targets = cfg
+        .routes
         .iter()
         .filter(|r| r.matcher.headers.is_empty())
         .map(|r| {
@@ -375,12 +402,17 @@ fn demo_targets(cfg: &Config) -> Vec<(String, String)> {
             };
             (host, path)
         })
-        .collect()
+        .collect();
+    (cfg.settings.tenant_header.clone(), targets)
 }
 
-/// A gentle, bounded stream of demo requests (10 per second) through the gateway, so rollout
+/// A gentle stream of demo requests (50 per second) through the gateway, so rollout
 /// gates in `rampart up` have traffic to judge. It stops with the process.
-async fn demo_traffic(proxy: SocketAddr, targets: Vec<(String, String)>) {
+/// Requests spread over 200 tenants, so sticky buckets split them as they would real traffic.
+async fn demo_traffic(
+    proxy: SocketAddr,
+    (tenant_header, targets): (String, Vec<(String, String)>),
+) {
     if targets.is_empty() {
         return;
     }
@@ -390,14 +422,14 @@ async fn demo_traffic(proxy: SocketAddr, targets: Vec<(String, String)>) {
     else {
         return;
     };
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
     for i in 0usize.. {
         tick.tick().await;
         let (host, path) = &targets[i % targets.len()];
         let req = client
             .get(format!("http://{proxy}{path}"))
             .header("host", host.as_str())
-            .header("x-tenant", format!("tenant-{}", i % 17));
+            .header(tenant_header.as_str(), format!("tenant-{}", i % 200));
         let _ = req.send().await;
     }
 }
@@ -546,7 +578,7 @@ fn up(
             stability: std::time::Duration::from_secs(30),
             drain: std::time::Duration::from_secs(10),
             guard: Default::default(),
-            sample_every: 8,
+            sample_every: 2,
             sample_capacity: 2048,
             max_inflight: 10_000,
         };

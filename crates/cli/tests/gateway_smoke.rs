@@ -162,9 +162,9 @@ impl Up {
             .unwrap()
     }
 
-    /// Wait (15 s at most) until the gateway serves `want` as robots.txt.
+    /// Wait (30 s at most) until the gateway serves `want` as robots.txt.
     async fn wait_for_robots(&self, want: &str) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let got = self.robots().await;
             if got == want {
@@ -190,11 +190,58 @@ impl Up {
         ]))
         .unwrap();
         assert_eq!(submitted["change"]["status"], "approved", "{submitted}");
-        self.cli(&[
-            "change",
-            "apply",
-            submitted["change"]["id"].as_str().unwrap(),
-        ]);
+        let id = submitted["change"]["id"].as_str().unwrap();
+        // The impact test needs the demo traffic's samples first: until they arrive, apply
+        // is refused with "only N samples" and nothing is written; then it goes through.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let out = self.try_cli(&["change", "apply", id]);
+            match out {
+                Ok(_) => return,
+                Err(e) if e.contains("samples") && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+                Err(e) => panic!("change apply: {e}"),
+            }
+        }
+    }
+
+    /// Run a client command; its stdout, or its stderr if it failed.
+    fn try_cli(&self, args: &[&str]) -> Result<String, String> {
+        let out = std::process::Command::new(rampart_bin())
+            .args(args)
+            .args([
+                "--server",
+                &format!("http://{}", self.control),
+                "--token",
+                &self.token,
+            ])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8(out.stdout).unwrap())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Wait (60 s at most) until the newest rollout of dev has ended in `state`.
+    async fn wait_for_rollout(&self, state: &str) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let list: serde_json::Value =
+                serde_json::from_str(&self.cli(&["rollout", "list", "--env", "dev", "--json"]))
+                    .unwrap();
+            let newest = list["rollouts"][0].clone();
+            if newest["state"] == state {
+                return newest;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the rollout did not reach {state}: {newest}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
     }
 
     /// SIGTERM, and a clean exit.
@@ -233,6 +280,15 @@ async fn up_then_apply_reaches_the_gateway() {
     up.wait_for_robots(OLD_ROBOTS).await;
     write_atomic(&fleet, &edited(&text));
     up.apply(&fleet);
+    // The change rolls out (25%, then 100%) on the demo's traffic and becomes the LKG.
+    let rollout = up.wait_for_rollout("succeeded").await;
+    let actions: Vec<&str> = rollout["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["started", "advanced", "succeeded"], "{rollout}");
     up.wait_for_robots(NEW_ROBOTS).await;
     assert!(up.cli(&["fleet", "--env", "dev"]).contains("gw-1"));
     let token = up.token.clone();

@@ -285,7 +285,7 @@ impl Service {
             stage_started_ms: now,
             paused_at_ms: None,
             paused_total_ms: 0,
-            marks: marks_of(&gateways),
+            marks: Marks::new(),
             baseline_version: baseline.version,
             candidate_version: version,
             baseline_hash: baseline.hash,
@@ -579,8 +579,20 @@ impl Service {
         let gateways = self.store().gateway_states(r.env).await?;
         let hashes = self.store().rollout_hashes(&r.id).await?;
         let declared = self.change_declared(&r.change_id).await?;
-        let (window, in_scope, samples) =
-            stage_window(&r, &stage, &gateways, &hashes, declared, now);
+        let stage_hash = match self.store().deployed_hash(r.env).await? {
+            Some((hash, Some(id))) if id == r.id => hash,
+            // Someone else deployed over this rollout (a manual rollback): nothing to judge.
+            _ => return Ok(false),
+        };
+        let (window, in_scope, samples) = stage_window(
+            &mut r,
+            &stage,
+            &gateways,
+            &hashes,
+            &stage_hash,
+            declared,
+            now,
+        );
         let (verdict, results) = gates::judge_all(&stage.gates, &window);
         let eval = json!({
             "at_ms": now,
@@ -618,7 +630,7 @@ impl Service {
         if r.stage_index + 1 == r.plan.stages.len() {
             self.finish_rollout(r, eval).await?;
         } else {
-            self.advance_rollout(r, &gateways, eval).await?;
+            self.advance_rollout(r, eval).await?;
         }
         Ok(true)
     }
@@ -631,19 +643,14 @@ impl Service {
             .map_or(0.0, |c| c.change.declared_impact.changed_percent))
     }
 
-    async fn advance_rollout(
-        &self,
-        mut r: RolloutRecord,
-        gateways: &[GatewayState],
-        evidence: Value,
-    ) -> Result<()> {
+    async fn advance_rollout(&self, mut r: RolloutRecord, evidence: Value) -> Result<()> {
         let now = now_ms();
         let from = r.plan.stages[r.stage_index].name.clone();
         r.stage_index += 1;
         r.stage_started_ms = now;
         r.paused_total_ms = 0;
         r.paused_at_ms = None;
-        r.marks = marks_of(gateways);
+        r.marks = Marks::new();
         let to = r.plan.stages[r.stage_index].name.clone();
         let baseline = self
             .store()
@@ -742,14 +749,6 @@ impl Service {
     }
 }
 
-/// The cumulative counters of every gateway now: the marks a stage starts from.
-fn marks_of(gateways: &[GatewayState]) -> Marks {
-    gateways
-        .iter()
-        .filter_map(|g| Some((g.seen.id.clone(), g.report.as_ref()?.cohorts.clone())))
-        .collect()
-}
-
 /// The snapshot a stage deploys: the baseline config, plus the candidate scoped by the stage.
 fn stage_snapshot(r: &RolloutRecord, baseline: &Snapshot, candidate: &Config) -> Snapshot {
     let stage = &r.plan.stages[r.stage_index];
@@ -769,11 +768,16 @@ fn stage_snapshot(r: &RolloutRecord, baseline: &Snapshot, candidate: &Config) ->
 /// What the gates of the current stage judge: each cohort's counters since the stage started,
 /// summed over the fresh gateways in scope, plus NACKs and guard trips. Also returns the ids
 /// of the gateways counted.
+///
+/// A gateway counts once it runs the stage's snapshot: its first report under that snapshot
+/// becomes its mark (stored with the rollout), so both cohorts are measured over the same
+/// window on the same gateway, from the moment the stage's scope took effect there.
 fn stage_window(
-    r: &RolloutRecord,
+    r: &mut RolloutRecord,
     stage: &rampart_model::change::StageDef,
     gateways: &[GatewayState],
     hashes: &[String],
+    stage_hash: &str,
     declared_percent: f64,
     now: u64,
 ) -> (StageWindow, Vec<String>, u64) {
@@ -785,7 +789,6 @@ fn stage_window(
     let mut reference = CohortWindow::default();
     let mut shadow = ImpactCounts::default();
     let mut counted = Vec::new();
-    let empty = Vec::new();
     for g in gateways {
         if let Some(nack) = &g.seen.last_nack
             && hashes.iter().any(|h| nack.starts_with(h.as_str()))
@@ -796,8 +799,14 @@ fn stage_window(
         if now.saturating_sub(g.seen.last_seen_ms) > FRESH_REPORT_MS || !in_scope(&stage.scope, g) {
             continue;
         }
+        if report.snapshot.is_none_or(|h| h.to_string() != stage_hash) {
+            continue;
+        }
+        let Some(marks) = r.marks.get(&g.seen.id) else {
+            r.marks.insert(g.seen.id.clone(), report.cohorts.clone());
+            continue;
+        };
         counted.push(g.seen.id.clone());
-        let marks = r.marks.get(&g.seen.id).unwrap_or(&empty);
         if let Some(base) = cohort(&report.cohorts, None) {
             let start = cohort(marks, None);
             w.baseline.add(&CohortWindow::delta(start, base));

@@ -586,6 +586,21 @@ impl Store {
         opt_u64(seq, "deployments.seq")
     }
 
+    /// The hash of the newest deployment of `env` and the rollout it belongs to.
+    pub async fn deployed_hash(
+        &self,
+        env: Environment,
+    ) -> Result<Option<(String, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT hash, rollout_id FROM deployments WHERE env = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(env.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get("hash")?, r.try_get("rollout_id")?)))
+            .transpose()
+    }
+
     /// The hashes deployed for a rollout.
     pub async fn rollout_hashes(&self, rollout_id: &str) -> Result<Vec<String>> {
         Ok(
