@@ -51,6 +51,10 @@ pub(crate) struct LoadArgs {
     /// A request header `name:value` (repeatable); `host:...` replaces the URL's authority.
     #[arg(long = "header", short = 'H', value_name = "NAME:VALUE")]
     headers: Vec<String>,
+    /// A header whose value cycles through N values, `NAME:N` (`t0` .. `t{N-1}`, one per
+    /// request in turn): many tenants, say, so sticky buckets split the load as real traffic.
+    #[arg(long, value_name = "NAME:N")]
+    vary: Option<String>,
     /// The request method.
     #[arg(long, default_value = "GET")]
     method: String,
@@ -69,6 +73,9 @@ struct Target {
     method: Method,
     path: Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// `--vary`: the header and how many values it cycles through.
+    vary: Option<(HeaderName, u64)>,
+    sent: std::sync::atomic::AtomicU64,
 }
 
 impl Target {
@@ -78,6 +85,10 @@ impl Target {
             .uri(self.path.clone());
         for (name, value) in &self.headers {
             req = req.header(name, value);
+        }
+        if let Some((name, n)) = &self.vary {
+            let i = self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            req = req.header(name, format!("t{}", i % n));
         }
         Ok(req.body(Empty::new())?)
     }
@@ -477,12 +488,31 @@ fn plan(args: &LoadArgs) -> Result<(Target, u64)> {
         );
     }
     let method = Method::from_bytes(args.method.as_bytes()).context("bad --method")?;
+    let vary = match &args.vary {
+        None => None,
+        Some(v) => {
+            let (name, n) = v
+                .split_once(':')
+                .with_context(|| format!("--vary {v:?} is not NAME:N"))?;
+            let name = HeaderName::from_bytes(name.trim().as_bytes())
+                .with_context(|| format!("bad header name in --vary {v:?}"))?;
+            let n: u64 = n
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .with_context(|| format!("--vary {v:?}: N must be a whole number above 0"))?;
+            Some((name, n))
+        }
+    };
     Ok((
         Target {
             addr,
             method,
             path,
             headers,
+            vary,
+            sent: std::sync::atomic::AtomicU64::new(0),
         },
         total,
     ))
@@ -679,6 +709,7 @@ mod tests {
             requests: Some(requests),
             connections: 4,
             headers: vec!["x-tenant-id: acme".into()],
+            vary: None,
             method: "GET".into(),
             timeout_ms: 500,
             json: false,
