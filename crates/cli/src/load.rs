@@ -488,23 +488,22 @@ fn plan(args: &LoadArgs) -> Result<(Target, u64)> {
         );
     }
     let method = Method::from_bytes(args.method.as_bytes()).context("bad --method")?;
-    let vary = match &args.vary {
-        None => None,
-        Some(v) => {
-            let (name, n) = v
-                .split_once(':')
-                .with_context(|| format!("--vary {v:?} is not NAME:N"))?;
-            let name = HeaderName::from_bytes(name.trim().as_bytes())
-                .with_context(|| format!("bad header name in --vary {v:?}"))?;
-            let n: u64 = n
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .with_context(|| format!("--vary {v:?}: N must be a whole number above 0"))?;
-            Some((name, n))
-        }
-    };
+    let vary =
+        match &args.vary {
+            None => None,
+            Some(v) => {
+                let (name, n) = v
+                    .split_once(':')
+                    .with_context(|| format!("--vary {v:?} is not NAME:N"))?;
+                let name = HeaderName::from_bytes(name.trim().as_bytes())
+                    .with_context(|| format!("bad header name in --vary {v:?}"))?;
+                let n: u64 =
+                    n.trim().parse().ok().filter(|n| *n > 0).with_context(|| {
+                        format!("--vary {v:?}: N must be a whole number above 0")
+                    })?;
+                Some((name, n))
+            }
+        };
     Ok((
         Target {
             addr,

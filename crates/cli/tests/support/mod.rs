@@ -220,9 +220,10 @@ pub fn write_atomic(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-/// Like [`start_gateway`], but `args` may set `--poll-ms`, `--stability-secs` and
-/// `--drain-secs` itself: clap refuses a flag given twice, so `start_gateway`'s `extra` cannot
-/// override them. The defaults (50 ms, 1 s, 5 s) apply to those `args` leaves out.
+/// Like [`start_gateway`], but `args` may set `--cell`, `--id`, `--poll-ms`,
+/// `--stability-secs` and `--drain-secs` itself: clap refuses a flag given twice, so
+/// `start_gateway`'s `extra` cannot override them. The defaults (eu-1, gw-test, 50 ms, 1 s,
+/// 5 s) apply to those `args` leaves out.
 pub fn start_gateway_with_args(
     config: Option<&Path>,
     data_dir: &Path,
@@ -234,16 +235,14 @@ pub fn start_gateway_with_args(
     let mut cmd = Command::new(rampart_bin());
     cmd.args([
         "gateway",
-        "--cell",
-        "eu-1",
-        "--id",
-        "gw-test",
         "--listen",
         "127.0.0.1:0",
         "--admin",
         "127.0.0.1:0",
     ]);
     for (flag, default) in [
+        ("--cell", "eu-1"),
+        ("--id", "gw-test"),
         ("--poll-ms", "50"),
         ("--stability-secs", "1"),
         ("--drain-secs", "5"),
