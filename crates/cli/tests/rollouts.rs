@@ -956,3 +956,68 @@ async fn with_two_postgres_replicas_the_survivor_takes_over() {
         .await
         .unwrap();
 }
+
+/// A shadow stage evaluates the candidate beside the baseline on live traffic without
+/// serving it: the incident change shows nearly every request going from allowed to denied,
+/// is rolled back, and not one request failed; a harmless change shows no difference and goes
+/// on to serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_stage_judges_the_candidate_without_serving_it() {
+    let shadow = json!({
+        "name": "shadow",
+        "scope": { "percent": 100.0 },
+        "shadow": true,
+        "min_soak_secs": 2,
+        "min_samples": 100,
+        "gates": [
+            { "deadline_secs": 20, "check": { "shadow_diff": { "max_excess_percent": 1.0 } } },
+            { "deadline_secs": 20, "check": "no_nack" },
+        ],
+    });
+    let fleet = Fleet::start(json!([shadow, stage("100%", &[], 100.0, 2, 20)]), false).await;
+    let load = Load::start(&fleet.proxies(), 60, 120);
+    fleet.warm_up().await;
+    let id = fleet
+        .api
+        .submit("the incident's value", erroneous_flag(), 0.0)
+        .await;
+    let (s, v) = fleet.api.apply(&id).await;
+    assert_eq!(s, 200, "{v}");
+    let r = fleet
+        .api
+        .wait_rollout(
+            v["rollout_id"].as_str().unwrap(),
+            &["rolled_back", "succeeded"],
+            60,
+        )
+        .await;
+    assert_eq!(r["state"], "rolled_back", "{r:#}");
+    assert_eq!(r["stage_index"], 0, "caught in the shadow stage");
+    let gates = r["decisions"][1]["evidence"]["evidence"]["gates"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let diff = gates.iter().find(|g| g["gate"] == "shadow_diff").unwrap();
+    assert_eq!(diff["verdict"], "fail", "{diff}");
+    assert!(diff["value"].as_f64().unwrap() > 90.0, "{diff}");
+    let (_, failed) = load.counts();
+    assert_eq!(failed, 0, "the shadowed candidate served nothing");
+    // A harmless change passes its shadow stage and then serves.
+    let id = fleet
+        .api
+        .submit("a response header", healthy_edit(), 0.0)
+        .await;
+    let (s, v) = fleet.api.apply(&id).await;
+    assert_eq!(s, 200, "{v}");
+    let r = fleet
+        .api
+        .wait_rollout(
+            v["rollout_id"].as_str().unwrap(),
+            &["rolled_back", "succeeded"],
+            60,
+        )
+        .await;
+    assert_eq!(r["state"], "succeeded", "{r:#}");
+    let (_, failed) = load.stop().await;
+    assert_eq!(failed, 0);
+}
