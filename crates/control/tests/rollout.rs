@@ -1,0 +1,417 @@
+//! The rollout engine on a real store (SQLite always, PostgreSQL when
+//! `RAMPART_TEST_DATABASE_URL` is set), driven one step at a time with gateway reports written
+//! as gateways write them: every transition, the evidence stored with it, pause and resume,
+//! abort, NACKs and local-guard trips. The real-process tests are in
+//! `crates/cli/tests/rollouts.rs`.
+
+mod support;
+
+use rampart_control::plan::RolloutConfig;
+use rampart_control::rules::RulesConfig;
+use rampart_control::service::{Service, Submission};
+use rampart_control::store::{ChangeStatus, GatewaySeen, RolloutState, Store};
+use rampart_model::change::{Edit, Object, RolloutPlan};
+use rampart_model::config::{Config, Environment, GatewayIdentity};
+use rampart_model::wire::{CohortCounters, GatewayReport, LATENCY_BOUNDS_MS};
+use rampart_model::{ContentHash, Snapshot};
+use serde_json::json;
+
+suite!(
+    a_healthy_rollout_advances_then_succeeds_and_becomes_the_lkg,
+    errors_roll_back_to_the_lkg_with_evidence,
+    a_paused_rollout_does_not_advance_until_resumed,
+    a_local_guard_trip_or_a_nack_rolls_back,
+    abort_returns_to_the_lkg_and_ends_the_rollout,
+);
+
+const ENV: Environment = Environment::Prod;
+
+fn fleet() -> Config {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/fleet.yaml"
+    ))
+    .expect("examples/fleet.yaml");
+    rampart_model::load::from_yaml(&text).expect("the example fleet loads")
+}
+
+/// Two stages (10%, then 100%), no soak, 10 samples each, for every risk level.
+fn rollouts() -> RolloutConfig {
+    let gates = json!([
+        { "deadline_secs": 60, "check": { "error_rate": { "alpha": 0.01, "min_effect": 0.05, "min_samples": 20 } } },
+        { "deadline_secs": 60, "check": { "latency_p99": { "max_ratio": 1.5 } } },
+        { "deadline_secs": 60, "check": { "traffic_floor": { "min_ratio": 0.5 } } },
+        { "deadline_secs": 60, "check": "no_nack" },
+        { "deadline_secs": 60, "check": "no_local_guard_trip" },
+    ]);
+    let stage = |name: &str, percent: f64| {
+        json!({ "name": name, "scope": { "percent": percent }, "min_soak_secs": 0,
+                "min_samples": 10, "gates": gates })
+    };
+    let plan = json!([stage("10%", 10.0), stage("100%", 100.0)]);
+    let mut cfg = support::without_impact_test();
+    cfg.prod = serde_json::from_value(json!({
+        "impact": { "enabled": false },
+        "plans": { "low": plan, "medium": plan, "high": plan, "critical": plan },
+    }))
+    .unwrap();
+    cfg
+}
+
+/// A store seeded with the example fleet (verified: the LKG), and a low-risk change of it
+/// applied: its rollout id.
+async fn started(url: &str) -> (Service, String, String) {
+    let store = Store::connect(url).await.unwrap();
+    let edits: Vec<Edit> = fleet().objects().map(Edit::Upsert).collect();
+    store
+        .apply_edits(ENV, 0, &edits, "seed", "seed")
+        .await
+        .unwrap();
+    let (config, _) = store.config(ENV).await.unwrap();
+    let snap = Snapshot::new(config, Vec::new());
+    store.put_snapshot(ENV, 1, &snap).await.unwrap();
+    store.mark_verified(ENV, snap.hash()).await.unwrap();
+    store.put_deployment(&snap, None, "seed").await.unwrap();
+    let service = Service::new(store, RulesConfig::default()).with_rollouts(rollouts());
+    let mut banner = fleet()
+        .flags
+        .into_iter()
+        .find(|f| f.name == "confluence-banner")
+        .unwrap();
+    banner.default = json!("scheduled maintenance on Sunday");
+    let view = service
+        .submit(
+            "alice",
+            Submission {
+                env: ENV,
+                reason: "a banner".into(),
+                declared_impact: Default::default(),
+                edits: vec![Edit::Upsert(Object::Flag(banner))],
+                base_version: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(view.record.risk, rampart_model::Risk::Low);
+    let (change, _) = service.apply(&view.record.id, "alice").await.unwrap();
+    assert_eq!(change.status, ChangeStatus::RollingOut);
+    let rollout = service
+        .store()
+        .rollout_of_change(&change.id)
+        .await
+        .unwrap()
+        .unwrap();
+    (service, change.id, rollout.id)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Cumulative counters: `requests` in the first latency bucket, `errors` of them failed.
+fn cohort(rollout: Option<&str>, requests: u64, errors: u64, tripped: bool) -> CohortCounters {
+    let mut latency = vec![0; LATENCY_BOUNDS_MS.len() + 1];
+    latency[0] = requests;
+    CohortCounters {
+        rollout: rollout.map(str::to_owned),
+        requests,
+        upstream_errors: 0,
+        gateway_errors: errors,
+        fallbacks: 0,
+        latency_ms: latency,
+        guard_tripped: tripped,
+        shadow: None,
+    }
+}
+
+/// What gateway `gw-1` (cell `a`) reports: the snapshot it runs and its counters.
+async fn report(service: &Service, hash: &str, cohorts: Vec<CohortCounters>, nack: Option<String>) {
+    let store = service.store();
+    store
+        .upsert_gateway(&GatewaySeen {
+            env: ENV,
+            id: "gw-1".into(),
+            cell: "a".into(),
+            version: "0.1.0".into(),
+            hash: Some(hash.to_owned()),
+            last_seen_ms: now_ms(),
+            last_nack: nack,
+        })
+        .await
+        .unwrap();
+    store
+        .put_report(
+            ENV,
+            &GatewayReport {
+                gateway: GatewayIdentity {
+                    id: "gw-1".into(),
+                    cell: "a".into(),
+                    version: semver::Version::new(0, 1, 0),
+                },
+                snapshot: Some(ContentHash::try_from(hash.to_owned()).unwrap()),
+                at_ms: now_ms(),
+                cohorts,
+                last_nack: None,
+            },
+        )
+        .await
+        .unwrap();
+}
+
+/// The hash gateways are told to run now.
+async fn deployed(service: &Service) -> String {
+    service.store().deployed_hash(ENV).await.unwrap().unwrap().0
+}
+
+async fn step(service: &Service, id: &str) -> RolloutState {
+    let r = service.store().rollout(id).await.unwrap().unwrap();
+    if r.state.is_active() {
+        service.step_rollout(r).await.unwrap();
+    }
+    service.store().rollout(id).await.unwrap().unwrap().state
+}
+
+/// One stage's worth of healthy traffic on the stage's snapshot: a first report (the mark),
+/// then one with `base` more baseline and `cand` more candidate requests, none failed.
+async fn healthy_stage(service: &Service, id: &str, base: u64, cand: u64, from: (u64, u64)) {
+    let hash = deployed(service).await;
+    report(
+        service,
+        &hash,
+        vec![
+            cohort(None, from.0, 0, false),
+            cohort(Some(id), from.1, 0, false),
+        ],
+        None,
+    )
+    .await;
+    assert!(step(service, id).await.is_active());
+    report(
+        service,
+        &hash,
+        vec![
+            cohort(None, from.0 + base, 0, false),
+            cohort(Some(id), from.1 + cand, 0, false),
+        ],
+        None,
+    )
+    .await;
+}
+
+async fn a_healthy_rollout_advances_then_succeeds_and_becomes_the_lkg(url: String) {
+    let (service, change, id) = started(&url).await;
+    let first = deployed(&service).await;
+    // No report under the stage's snapshot yet: nothing to judge, nothing moves.
+    assert_eq!(step(&service, &id).await, RolloutState::Running);
+    healthy_stage(&service, &id, 900, 100, (5_000, 0)).await;
+    assert_eq!(step(&service, &id).await, RolloutState::Running);
+    let r = service.rollout_view(&id).await.unwrap();
+    assert_eq!(
+        r.record.stage_index, 1,
+        "advanced: {:?}",
+        r.record.last_eval
+    );
+    assert_ne!(
+        deployed(&service).await,
+        first,
+        "the 100% stage is deployed"
+    );
+    let advanced = &r.decisions[1];
+    assert_eq!(advanced.action, "advanced");
+    let gates = advanced.evidence["evidence"]["gates"].as_array().unwrap();
+    assert!(gates.iter().all(|g| g["verdict"] == "pass"), "{gates:?}");
+    // At 100% the window has no baseline: the gates compare with the baseline as it was.
+    healthy_stage(&service, &id, 0, 200, (5_900, 100)).await;
+    assert_eq!(step(&service, &id).await, RolloutState::Succeeded);
+    let r = service.rollout_view(&id).await.unwrap();
+    let actions: Vec<&str> = r.decisions.iter().map(|d| d.action.as_str()).collect();
+    assert_eq!(actions, ["started", "advanced", "succeeded"]);
+    let store = service.store();
+    assert_eq!(
+        store.change(&change).await.unwrap().unwrap().status,
+        ChangeStatus::Applied
+    );
+    let lkg = store.last_verified(ENV).await.unwrap().unwrap();
+    assert_eq!(
+        lkg.hash, r.record.candidate_hash,
+        "the candidate is the new LKG"
+    );
+    assert_eq!(
+        deployed(&service).await,
+        lkg.hash.to_string(),
+        "and runs alone"
+    );
+}
+
+async fn errors_roll_back_to_the_lkg_with_evidence(url: String) {
+    let (service, change, id) = started(&url).await;
+    let lkg = service.store().last_verified(ENV).await.unwrap().unwrap();
+    let hash = deployed(&service).await;
+    report(&service, &hash, vec![cohort(None, 1_000, 0, false)], None).await;
+    step(&service, &id).await;
+    // 20 candidate requests, all failed, against a clean baseline.
+    report(
+        &service,
+        &hash,
+        vec![
+            cohort(None, 1_180, 0, false),
+            cohort(Some(&id), 20, 20, false),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(step(&service, &id).await, RolloutState::RolledBack);
+    let r = service.rollout_view(&id).await.unwrap();
+    let last = r.decisions.last().unwrap();
+    assert_eq!(last.action, "rolled_back");
+    assert_eq!(last.actor, "engine");
+    assert_eq!(last.evidence["returned_to"], "lkg");
+    assert_eq!(last.evidence["to_hash"], lkg.hash.to_string());
+    let gate = last.evidence["evidence"]["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == "error_rate")
+        .unwrap()
+        .clone();
+    assert_eq!(gate["verdict"], "fail");
+    assert_eq!(gate["evidence"]["candidate_errors"], 20);
+    assert!(gate["value"].as_f64().unwrap() >= gate["threshold"].as_f64().unwrap());
+    assert!(r.record.reason.unwrap().contains("error rate"));
+    let store = service.store();
+    assert_eq!(
+        store.change(&change).await.unwrap().unwrap().status,
+        ChangeStatus::RolledBack
+    );
+    assert_eq!(
+        deployed(&service).await,
+        lkg.hash.to_string(),
+        "the LKG runs fleet-wide"
+    );
+    let (config, _) = store.config(ENV).await.unwrap();
+    assert_eq!(
+        &config,
+        lkg.snapshot.config(),
+        "the objects are back to the LKG's"
+    );
+    let audit = service.audit_entries().await.unwrap();
+    let last = audit.last().unwrap();
+    assert_eq!(last.action.as_str(), "rollback");
+    assert_eq!(last.actor, "engine");
+    assert!(service.verify_audit().await.unwrap().ok);
+}
+
+async fn a_paused_rollout_does_not_advance_until_resumed(url: String) {
+    let (service, _, id) = started(&url).await;
+    let paused = service
+        .pause_rollout(&id, "alice", Some("a look first"))
+        .await
+        .unwrap();
+    assert_eq!(paused.record.state, RolloutState::Paused);
+    healthy_stage(&service, &id, 900, 100, (5_000, 0)).await;
+    assert_eq!(step(&service, &id).await, RolloutState::Paused);
+    let r = service.rollout_view(&id).await.unwrap();
+    assert_eq!(r.record.stage_index, 0, "no advance while paused");
+    assert_eq!(
+        r.record.last_eval.as_ref().unwrap()["verdict"],
+        "pass",
+        "gates still judge"
+    );
+    // Pausing twice is a conflict, not a silent success.
+    assert!(service.pause_rollout(&id, "alice", None).await.is_err());
+    service.resume_rollout(&id, "alice", None).await.unwrap();
+    assert_eq!(step(&service, &id).await, RolloutState::Running);
+    let r = service.rollout_view(&id).await.unwrap();
+    assert_eq!(r.record.stage_index, 1);
+    let actions: Vec<&str> = r.decisions.iter().map(|d| d.action.as_str()).collect();
+    assert_eq!(actions, ["started", "paused", "resumed", "advanced"]);
+}
+
+async fn a_local_guard_trip_or_a_nack_rolls_back(url: String) {
+    let (service, _, id) = started(&url).await;
+    let hash = deployed(&service).await;
+    report(&service, &hash, vec![cohort(None, 100, 0, false)], None).await;
+    step(&service, &id).await;
+    report(
+        &service,
+        &hash,
+        vec![cohort(None, 110, 0, false), cohort(Some(&id), 3, 0, true)],
+        None,
+    )
+    .await;
+    assert_eq!(step(&service, &id).await, RolloutState::RolledBack);
+    let r = service.rollout_view(&id).await.unwrap();
+    assert!(
+        r.record.reason.unwrap().contains("gw-1"),
+        "names the gateway"
+    );
+    // A NACK of the stage's snapshot fails it too.
+    let store = service.store();
+    let (config, head) = store.config(ENV).await.unwrap();
+    let mut banner = config
+        .flags
+        .iter()
+        .find(|f| f.name == "confluence-banner")
+        .unwrap()
+        .clone();
+    banner.default = json!("again");
+    let view = service
+        .submit(
+            "alice",
+            Submission {
+                env: ENV,
+                reason: "a banner again".into(),
+                declared_impact: Default::default(),
+                edits: vec![Edit::Upsert(Object::Flag(banner))],
+                base_version: head,
+            },
+        )
+        .await
+        .unwrap();
+    service.apply(&view.record.id, "alice").await.unwrap();
+    let second = store
+        .rollout_of_change(&view.record.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let hash = deployed(&service).await;
+    report(
+        &service,
+        "0".repeat(64).as_str(),
+        vec![cohort(None, 100, 0, false)],
+        Some(format!("{hash}: the candidate does not compile here")),
+    )
+    .await;
+    assert_eq!(step(&service, &second).await, RolloutState::RolledBack);
+    let r = service.rollout_view(&second).await.unwrap();
+    assert!(r.record.reason.unwrap().contains("does not compile here"));
+}
+
+async fn abort_returns_to_the_lkg_and_ends_the_rollout(url: String) {
+    let (service, change, id) = started(&url).await;
+    let lkg = service.store().last_verified(ENV).await.unwrap().unwrap();
+    let v = service
+        .abort_rollout(&id, "bob", Some("not today"))
+        .await
+        .unwrap();
+    assert_eq!(v.record.state, RolloutState::Aborted);
+    assert_eq!(
+        v.record.reason.as_deref(),
+        Some("aborted by bob: not today")
+    );
+    assert_eq!(deployed(&service).await, lkg.hash.to_string());
+    let store = service.store();
+    assert_eq!(
+        store.change(&change).await.unwrap().unwrap().status,
+        ChangeStatus::RolledBack
+    );
+    // An ended rollout takes no more actions.
+    assert!(service.resume_rollout(&id, "bob", None).await.is_err());
+    assert!(service.abort_rollout(&id, "bob", None).await.is_err());
+    let plan: &RolloutPlan = &v.record.plan;
+    assert_eq!(plan.stages.len(), 2);
+}
