@@ -561,7 +561,8 @@ impl Service {
                 }
             })
         };
-        if !holds(&latest) {
+        // Soaked means rolled out in staging to the end: verified, not merely started.
+        if !holds(&latest) || !latest.verified {
             return Ok(false);
         }
         let mut since = latest.created_at_ms;

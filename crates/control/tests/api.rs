@@ -427,6 +427,21 @@ async fn staging_soak_lets_high_changes_through(url: String) {
     h.act(&st_id, "approve", &h.carol).await;
     let (s, v) = h.act(&st_id, "apply", &h.alice).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    // Rolling out in staging is not soaked yet: the prod change still waits.
+    let (s, e) = h.act(&prod_id, "apply", &h.alice).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["error"], "not_ready");
+    // The staging rollout completes (as the engine would mark it: see tests/rollout.rs).
+    let staged: rampart_model::ContentHash = v["snapshot"]["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+        .try_into()
+        .unwrap();
+    h.store
+        .mark_verified(Environment::Staging, staged)
+        .await
+        .unwrap();
     // Now the prod change is ready at apply time.
     let (s, v) = h.act(&prod_id, "apply", &h.alice).await;
     assert_eq!(s, StatusCode::OK, "{v}");
