@@ -243,7 +243,7 @@ T_START=$(jq -er '[.decisions[] | select(.action == "started")][0].at_ms' "$TMP/
 T_DETECT=$(jq -er '[.decisions[] | select(.action == "rolled_back")][0].at_ms' "$TMP/rollout.json")
 WHY=$(jq -c '[.decisions[] | select(.action == "rolled_back")][0].evidence | del(.to_hash)' "$TMP/rollout.json" | cut -c1-400)
 BAD=$((HTTP + FAIL)) W_BAD=$((W_HTTP + W_FAIL))
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b > 0 ? 100 * a / b : 0 }'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", (b > 0 ? 100 * a / b : 0) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a (peer 0)" }'; }
 SHARE=$(pct $BAD "$SCHED") W_SHARE=$(pct $W_BAD "$W_SCHED")
 D2A=$((T_ALL - T_DETECT))

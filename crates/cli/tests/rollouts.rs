@@ -510,6 +510,20 @@ fn objects_of(fleet: &Value) -> Value {
     Value::Array(edits)
 }
 
+/// Run `rampart ARGS` against the fleet's control plane: (success, stdout, stderr).
+fn cli(api: &Api, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(rampart_bin())
+        .args(args)
+        .args(["--server", &api.base, "--token", &api.token])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn actions(rollout: &Value) -> Vec<String> {
     rollout["decisions"]
         .as_array()
@@ -635,6 +649,15 @@ async fn the_incident_change_is_rolled_back_at_its_first_stage() {
     );
     let change = fleet.api.get(&format!("/v1/changes/{id}")).await;
     assert_eq!(change["status"], "rolled_back");
+    // The CLI shows it: `watch` of an ended rollout says how it ended and exits 1.
+    let (ok, out, err) = cli(&fleet.api, &["rollout", "watch", &rollout_id]);
+    assert!(!ok, "{out}");
+    assert!(err.to_lowercase().contains("rolled_back"), "{out}\n{err}");
+    let (ok, out, _) = cli(&fleet.api, &["rollout", "show", &rollout_id]);
+    assert!(
+        ok && out.contains("error_rate") && out.contains("rolled_back"),
+        "{out}"
+    );
     // Every gateway is back on the baseline.
     let back = r["decisions"][1]["evidence"]["to_hash"]
         .as_str()
@@ -742,11 +765,21 @@ async fn a_healthy_change_passes_every_stage_and_becomes_the_lkg() {
     let (s, v) = fleet.api.apply(&id).await;
     assert_eq!(s, 200, "{v}");
     let rollout_id = v["rollout_id"].as_str().unwrap().to_owned();
+    // `rampart rollout watch` follows it to the end (plain lines: no terminal here), exit 0.
+    let watch = {
+        let (api, id) = (fleet.api.clone(), rollout_id.clone());
+        std::thread::spawn(move || cli(&api, &["rollout", "watch", &id, "--interval-ms", "200"]))
+    };
     let r = fleet
         .api
         .wait_rollout(&rollout_id, &["succeeded", "rolled_back"], 90)
         .await;
     assert_eq!(r["state"], "succeeded", "{r:#}");
+    let (ok, out, err) = watch.join().unwrap();
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("50%") && out.contains("succeeded"), "{out}");
+    let (ok, out, _) = cli(&fleet.api, &["rollout", "list", "--env", ENV]);
+    assert!(ok && out.contains(&rollout_id), "{out}");
     assert_eq!(
         actions(&r),
         ["started", "advanced", "advanced", "advanced", "succeeded"],

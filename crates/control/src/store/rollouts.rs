@@ -90,6 +90,8 @@ pub struct RolloutRecord {
     pub env: Environment,
     pub risk: Risk,
     pub state: RolloutState,
+    /// Serialized flat: `stages` at the top of the rollout's JSON.
+    #[serde(flatten)]
     pub plan: RolloutPlan,
     pub stage_index: usize,
     /// When the current stage started (ms since the epoch).
