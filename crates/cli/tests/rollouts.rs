@@ -20,6 +20,10 @@ use serde_json::{Value, json};
 use support::{Gateway, Upstream, rampart_bin, start_gateway_with_args, upstream};
 
 const ENV: &str = "staging";
+
+/// These tests each run a fleet of processes under load, and judge it by counts and timings:
+/// they run one at a time, so a 2-core machine is not shared between fleets.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const HOST: &str = "shop.test";
 const TENANT_HEADER: &str = "x-tenant-id";
 
@@ -551,6 +555,7 @@ async fn running(g: &Gateway) -> String {
 /// gateway sees it; the report is stored with the change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_impact_test_blocks_the_incident_change() {
+    let _serial = SERIAL.lock().await;
     let fleet = Fleet::start(
         json!([
             stage("5%", &[], 5.0, 2, 20),
@@ -616,6 +621,7 @@ async fn the_impact_test_blocks_the_incident_change() {
 /// report + 1.2 s slack), r_c the candidate's request rate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_incident_change_is_rolled_back_at_its_first_stage() {
+    let _serial = SERIAL.lock().await;
     let fleet = Fleet::start(
         json!([
             stage("5%", &[], 5.0, 30, 20),
@@ -701,6 +707,7 @@ async fn the_incident_change_is_rolled_back_at_its_first_stage() {
 /// answers): it reports no errors, but its traffic collapses, and the floor gate fails it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_traffic_collapse_is_caught_by_the_floor() {
+    let _serial = SERIAL.lock().await;
     let fleet = Fleet::start(
         json!([
             stage("20%", &[], 20.0, 30, 20),
@@ -749,6 +756,7 @@ async fn a_traffic_collapse_is_caught_by_the_floor() {
 /// 100%), becomes verified, and is the new LKG: a later rollback returns to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_change_passes_every_stage_and_becomes_the_lkg() {
+    let _serial = SERIAL.lock().await;
     let stages = json!([
         stage("10% of a", &["a"], 10.0, 2, 20),
         stage("all of a", &["a"], 100.0, 2, 20),
@@ -831,6 +839,7 @@ async fn a_healthy_change_passes_every_stage_and_becomes_the_lkg() {
 /// traffic, and at its deadline the rollout is rolled back, never passed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_data_by_the_deadline_fails_the_gate() {
+    let _serial = SERIAL.lock().await;
     let mut empty = stage("cell z", &["z"], 100.0, 1, 10);
     for g in empty["gates"].as_array_mut().unwrap() {
         g["deadline_secs"] = json!(3);
@@ -867,6 +876,7 @@ async fn no_data_by_the_deadline_fails_the_gate() {
 /// rollout completes: no stage skipped, none repeated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_control_plane_killed_mid_stage_resumes() {
+    let _serial = SERIAL.lock().await;
     let stages = json!([
         stage("10%", &[], 10.0, 8, 20),
         stage("100%", &[], 100.0, 2, 20)
@@ -923,6 +933,7 @@ async fn a_control_plane_killed_mid_stage_resumes() {
 /// gateways follow the surviving replica all along.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_two_postgres_replicas_the_survivor_takes_over() {
+    let _serial = SERIAL.lock().await;
     let Ok(base) = std::env::var("RAMPART_TEST_DATABASE_URL") else {
         eprintln!("RAMPART_TEST_DATABASE_URL is not set: skipping the PostgreSQL replicas test");
         return;
@@ -996,6 +1007,7 @@ async fn with_two_postgres_replicas_the_survivor_takes_over() {
 /// on to serve.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shadow_stage_judges_the_candidate_without_serving_it() {
+    let _serial = SERIAL.lock().await;
     let shadow = json!({
         "name": "shadow",
         "scope": { "percent": 100.0 },
