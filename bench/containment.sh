@@ -16,6 +16,7 @@
 #   CHANGE_AT        seconds into the load when the change is applied (default 15)
 #   WARM_SECS        warm-up load (the peer), seconds (default 10)
 #   CONNS            connections per load client (default 50)
+#   ERR_MIN_SAMPLES  the stages' error_rate gate min_samples (default 20, the control plane's)
 #   KEEP_TMP=1       keep the work directory (logs, JSON)
 # Everything binds 127.0.0.1; every wait has a timeout; about 2 min once built.
 set -euo pipefail
@@ -24,7 +25,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PB="${BENCH_PORT_BASE:-28300}"
 RATE="${RATE:-300}" RUN_SECS="${RUN_SECS:-60}" CHANGE_AT="${CHANGE_AT:-15}"
-WARM_SECS="${WARM_SECS:-10}" CONNS="${CONNS:-50}"
+WARM_SECS="${WARM_SECS:-10}" CONNS="${CONNS:-50}" ERR_MIN="${ERR_MIN_SAMPLES:-20}"
 CTL_PORT=$PB UP1=$((PB + 1)) UP2=$((PB + 2))
 GWS=(gw-a1 gw-a2 gw-b1)
 declare -A CELL=([gw-a1]=a [gw-a2]=a [gw-b1]=b)
@@ -74,11 +75,11 @@ CTL="http://127.0.0.1:$CTL_PORT"
 rp() { timeout 20 "$R" "$@" --server "$CTL" --token "$ADMIN" --json; }
 
 # --- control plane -------------------------------------------------------------------------
-STAGE_GATES='[{deadline_secs: 120, check: {error_rate: {alpha: 0.01, min_effect: 0.05, min_samples: 20}}},
+STAGE_GATES="[{deadline_secs: 120, check: {error_rate: {alpha: 0.01, min_effect: 0.05, min_samples: $ERR_MIN}}},
               {deadline_secs: 120, check: {latency_p99: {max_ratio: 1.5}}},
               {deadline_secs: 120, check: {traffic_floor: {min_ratio: 0.5}}},
               {deadline_secs: 120, check: no_nack},
-              {deadline_secs: 120, check: no_local_guard_trip}]'
+              {deadline_secs: 120, check: no_local_guard_trip}]"
 cat >"$TMP/control.yaml" <<EOF
 rules:
   staging:
@@ -241,7 +242,7 @@ IFS=$'\t' read -r SCHED SENT OK HTTP FAIL < <(sum_loads run)
 # --- report --------------------------------------------------------------------------------
 T_START=$(jq -er '[.decisions[] | select(.action == "started")][0].at_ms' "$TMP/rollout.json")
 T_DETECT=$(jq -er '[.decisions[] | select(.action == "rolled_back")][0].at_ms' "$TMP/rollout.json")
-WHY=$(jq -c '[.decisions[] | select(.action == "rolled_back")][0].evidence | del(.to_hash)' "$TMP/rollout.json" | cut -c1-400)
+WHY=$(jq -r '[.decisions[] | select(.action == "rolled_back")][0].evidence | "\(.reason); returned to \(.returned_to)"' "$TMP/rollout.json")
 BAD=$((HTTP + FAIL)) W_BAD=$((W_HTTP + W_FAIL))
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", (b > 0 ? 100 * a / b : 0) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a (peer 0)" }'; }
@@ -251,22 +252,23 @@ BOUND=$((${#GWS[@]} * (GUARD_MIN + CONNS)))
 echo
 echo "## containment: 100%-failing candidate at 1% of every cell, ${#GWS[@]} gateways x ${RATE} req/s, ${RUN_SECS}s run"
 echo "date: $(date -u '+%F %T UTC'); machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $("$R" --version)"
-echo "knobs: RATE=$RATE RUN_SECS=$RUN_SECS CHANGE_AT=$CHANGE_AT WARM_SECS=$WARM_SECS CONNS=$CONNS; local guard: default (20 req, 50%, 10 s)"
+echo "knobs: RATE=$RATE RUN_SECS=$RUN_SECS CHANGE_AT=$CHANGE_AT WARM_SECS=$WARM_SECS CONNS=$CONNS ERR_MIN_SAMPLES=$ERR_MIN; local guard: default (20 req, 50%, 10 s)"
 echo "rollback reason: $WHY"
 echo "baseline hash $BASE_HASH; rollback hash $TO_HASH ($([ "$TO_HASH" = "$BASE_HASH" ] && echo equal || echo DIFFERENT))"
 echo
 printf '| %-40s | %12s | %-10s | %s |\n' figure value goal "value÷goal"
 printf '|------------------------------------------|-------------:|------------|------------|\n'
-printf '| %-40s | %9d ms | %-10s | %s |\n' "apply returned → rollout started" $((T_START - T_APPLY)) "" ""
-printf '| %-40s | %9d ms | %-10s | %s |\n' "detection (started → rolled_back)" $((T_DETECT - T_START)) "" ""
+printf '| %-40s | %9d ms | %-10s | %s |\n' "rollout started - apply returned" $((T_START - T_APPLY)) "" ""
+printf '| %-40s | %9d ms | %-10s | %s |\n' "detection (started -> rolled_back)" $((T_DETECT - T_START)) "" ""
 for g in "${GWS[@]}"; do
-    printf '| %-40s | %9d ms | %-10s | %s |\n' "rolled_back → $g runs $TO_HASH" $((ACK[$g] - T_DETECT)) "" ""
+    printf '| %-40s | %9d ms | %-10s | %s |\n' "rolled_back -> $g runs ${TO_HASH:0:12}" $((ACK[$g] - T_DETECT)) "" ""
 done
 printf '| %-40s | %9d ms | %-10s | %s |\n' "detection to all gateways on rollback" $D2A "< 5000 ms" "$(ratio $D2A 5000)"
 printf '| %-40s | %12s | %-10s | %s |\n' "run: failed / scheduled" "$BAD / $SCHED" "" ""
 printf '| %-40s | %10s %% | %-10s | %s |\n' "run: failed share" "$SHARE" "< 0.05 %" "$(ratio "$SHARE" 0.05)"
 printf '| %-40s | %10s %% | %-10s | %s |\n' "peer: warm-up failed share ($W_BAD / $W_SCHED)" "$W_SHARE" "" "run÷peer $(ratio "$SHARE" "$W_SHARE")"
-printf '| %-40s | %12s | %-10s | %s |\n' "failed vs bound Σ(guard_min + conns)" "$BAD / $BOUND" "" "$(ratio $BAD $BOUND)"
+printf '| %-40s | %12s | %-10s | %s |\n' "failed vs bound sum(guard_min + conns)" "$BAD / $BOUND" "" "$(ratio $BAD $BOUND)"
 echo
+echo "(failed per gateway: $(for g in "${GWS[@]}"; do echo -n "$g $(jq '.http_errors["4xx"]+.http_errors["5xx"]+.http_errors.other+.failed' "$TMP/load-run-$g.json") "; done))"
 echo "(run: sent $SENT, ok $OK, http errors $HTTP, failed (connect/io/timeout) $FAIL; warm-up: sent $W_SENT, ok $W_OK)"
 echo "fleet at the end: $(jq -c '[.gateways[]? | {id, snapshot: (.snapshot // .active // .hash)}]' "$TMP/fleet.json" 2>/dev/null | cut -c1-400)"

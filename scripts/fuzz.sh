@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Fuzz snapshot/config loading, validation, compilation and evaluation (fuzz/fuzz_targets/snapshot.rs).
+# Fuzz a target under fuzz/fuzz_targets:
+#   snapshot  snapshot/config loading, validation, compilation and evaluation (the default);
+#   wire      what gateways send the control plane (reports, samples, ACKs) and rollout plans,
+#             with every sample replayed and compared as the impact test does.
 #
-# Usage: scripts/fuzz.sh [SECONDS]   (default 300; the build comes first and is not counted)
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET]   (default 300 s, snapshot; the build comes first
+# and is not counted)
 #
 # Runs on stable Rust: cargo-fuzz's `-s none` builds with coverage instrumentation but no
-# sanitizer, which needs no nightly. The writable corpus is fuzz/corpus/snapshot (git-ignored);
-# the checked-in seeds in fuzz/seeds/snapshot are read but never written. Exits non-zero if the
+# sanitizer, which needs no nightly. The writable corpus is fuzz/corpus/TARGET (git-ignored);
+# the checked-in seeds in fuzz/seeds/TARGET are read but never written. Exits non-zero if the
 # fuzzer finds a crash, and prints where the reproducing input was saved.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 seconds="${1:-300}"
-target=snapshot
+target="${2:-snapshot}"
 corpus="fuzz/corpus/$target"
 seeds="fuzz/seeds/$target"
 artifacts="fuzz/artifacts/$target"
@@ -29,9 +33,13 @@ marker="$(mktemp)"
 trap 'rm -f "$marker"' EXIT
 
 status=0
+dict=()
+if [[ -f "fuzz/$target.dict" ]]; then
+    dict=(-dict="fuzz/$target.dict")
+fi
 cargo fuzz run -s none "$target" "$corpus" "$seeds" -- \
     -max_total_time="$seconds" \
-    -dict=fuzz/snapshot.dict \
+    "${dict[@]}" \
     -print_final_stats=1 || status=$?
 
 if [[ $status -ne 0 ]]; then

@@ -21,8 +21,9 @@
 //!
 //! A round: submit a change flipping the default of the `api-rate-per-second` flag (through the
 //! service; not timed), then t0 = just before `POST /v1/changes/{id}/apply` (the operator's
-//! path, which compiles, stores and publishes the snapshot), and each client's latency is the
-//! instant the control plane finished handling its ACK of the new hash (the ACK is recorded in
+//! path, which compiles, stores and publishes the rollout's first stage: the snapshot the apply
+//! response names as `deployed_hash`), and each client's latency is the instant the control
+//! plane finished handling its ACK of that hash (the ACK is recorded in
 //! the store; a middleware in front of the router takes the time when the handler returns 204)
 //! minus t0. p50/p99/max are over all clients and rounds.
 //!
@@ -256,7 +257,25 @@ async fn bench() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("sqlite://{}/data/control.db", dir.path().display());
     let store = Store::connect(&url).await.expect("the store");
-    let service = Service::new(store, dev_rules());
+    // Every change rolls out in one stage of 1 s that needs no samples: each round then ends
+    // with the rollout complete, before the next one starts (one rollout per environment).
+    let stage = json!([{
+        "name": "100%", "scope": { "percent": 100.0 }, "min_soak_secs": 1, "min_samples": 0,
+        "gates": [{ "deadline_secs": 30, "check": "no_nack" }],
+    }]);
+    let rollouts: rampart_control::plan::RolloutRules = serde_json::from_value(json!({
+        "impact": { "enabled": false },
+        "plans": { "low": stage, "medium": stage, "high": stage, "critical": stage },
+    }))
+    .expect("rollout rules");
+    let service =
+        Service::new(store, dev_rules()).with_rollouts(rampart_control::plan::RolloutConfig {
+            dev: rollouts,
+            ..Default::default()
+        });
+    tokio::spawn(
+        rampart_control::rollout::Engine::new(service.clone(), Duration::from_millis(50)).run(),
+    );
 
     // The example fleet, into dev through a change.
     let text = std::fs::read_to_string(concat!(
@@ -357,11 +376,23 @@ async fn bench() {
             let applied = t0.elapsed();
             assert_eq!(resp.status(), reqwest::StatusCode::OK, "apply");
             let body: serde_json::Value = resp.json().await.expect("apply body");
-            let hash = body["snapshot"]["hash"].as_str().expect("hash").to_owned();
+            let hash = body["deployed_hash"].as_str().expect("hash").to_owned();
             applies.push(applied);
             let got = collect(&mut rx, Vec::new(), &hash, n, Duration::from_secs(20)).await;
             missing += n - got.len();
             latencies.extend(got.values().map(|at| at.saturating_duration_since(t0)));
+            // The rollout completes (its stage soaks 1 s) before the next round.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !service
+                .store()
+                .active_rollouts()
+                .await
+                .expect("rollouts")
+                .is_empty()
+            {
+                assert!(Instant::now() < deadline, "the rollout did not complete");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let rss_after = rss_kib();

@@ -833,7 +833,7 @@ async fn withdraw(
     path = "/v1/changes/{id}/apply",
     tag = "rampart",
     params(("id" = String, Path, description = "the change id")),
-    responses((status = 200, description = "the applied change and its snapshot", body = Object), (status = 401, description = "missing or unknown token", body = ErrorDoc), (status = 403, description = "gateway token or role too low", body = ErrorDoc), (status = 404, description = "not found", body = ErrorDoc), (status = 409, description = "conflict: status moved, stale base version, or not ready", body = ErrorDoc), (status = 400, description = "bad JSON, wrong type or unknown field, with its path", body = ErrorDoc), (status = 413, description = "body too large", body = ErrorDoc)),
+    responses((status = 200, description = "`{ change, snapshot: { version, hash }, rollout_id, deployed_hash }`: the change (rolling out), its candidate snapshot, its rollout, and the hash gateways are now told to run (the first stage; the config itself for an environment's first change)", body = Object), (status = 401, description = "missing or unknown token", body = ErrorDoc), (status = 403, description = "gateway token or role too low", body = ErrorDoc), (status = 404, description = "not found", body = ErrorDoc), (status = 409, description = "conflict: status moved, stale base version, or not ready", body = ErrorDoc), (status = 400, description = "bad JSON, wrong type or unknown field, with its path", body = ErrorDoc), (status = 413, description = "body too large", body = ErrorDoc)),
     security(("bearer" = []))
 )]
 async fn apply(
@@ -846,18 +846,23 @@ async fn apply(
     let Empty {} = body(bytes)?;
     let (change, snapshot) = s.service.apply(&id, &caller.name).await?;
     s.publish(snapshot.env).await;
-    let rollout = s
-        .service
-        .store()
+    let store = s.service.store();
+    let rollout = store
         .rollout_of_change(&id)
         .await
         .map_err(|e| ApiError::internal(&e))?;
+    let deployed = store
+        .deployed_hash(snapshot.env)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map(|(hash, _)| hash);
     Ok(ok(
         StatusCode::OK,
         &json!({
             "change": change,
             "snapshot": { "version": snapshot.version, "hash": snapshot.hash.to_string() },
             "rollout_id": rollout.map(|r| r.id),
+            "deployed_hash": deployed,
         }),
     ))
 }

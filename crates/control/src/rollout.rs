@@ -64,6 +64,30 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// How many times a manual action re-reads a rollout that the driver moved meanwhile (it
+/// writes each evaluation), before giving up with a conflict.
+const CONTROL_ATTEMPTS: usize = 5;
+
+fn moved(id: &str) -> impl Fn(StoreError) -> ServiceError + '_ {
+    move |e| match e {
+        StoreError::Conflict { .. } => ServiceError::Conflict {
+            code: "rollout_moved",
+            message: format!("rollout `{id}` moved meanwhile; re-read and retry"),
+        },
+        e => e.into(),
+    }
+}
+
+fn is_moved(e: &ServiceError) -> bool {
+    matches!(
+        e,
+        ServiceError::Conflict {
+            code: "rollout_moved",
+            ..
+        }
+    )
+}
+
 /// A rollout as the API shows it: the record, its decisions and the current stage's soak.
 #[derive(Debug, Clone, Serialize)]
 pub struct RolloutView {
@@ -413,7 +437,25 @@ impl Service {
         actor: &str,
         reason: Option<&str>,
         action: &str,
-        f: impl FnOnce(&mut RolloutRecord, u64) -> std::result::Result<(), String>,
+        f: impl Fn(&mut RolloutRecord, u64) -> std::result::Result<(), String>,
+    ) -> Result<RolloutView> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.control_once(id, actor, reason, action, &f).await {
+                Err(e) if is_moved(&e) && attempt < CONTROL_ATTEMPTS => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn control_once(
+        &self,
+        id: &str,
+        actor: &str,
+        reason: Option<&str>,
+        action: &str,
+        f: &impl Fn(&mut RolloutRecord, u64) -> std::result::Result<(), String>,
     ) -> Result<RolloutView> {
         let mut r = self
             .store()
@@ -427,13 +469,7 @@ impl Service {
         })?;
         let detail = json!({ "rollout": id, "reason": reason });
         let mut tx = self.store().begin().await?;
-        tx.update_rollout(&mut r).await.map_err(|e| match e {
-            StoreError::Conflict { .. } => ServiceError::Conflict {
-                code: "rollout_moved",
-                message: format!("rollout `{id}` moved meanwhile; re-read and retry"),
-            },
-            e => e.into(),
-        })?;
+        tx.update_rollout(&mut r).await.map_err(moved(id))?;
         tx.add_decision(
             id,
             &Decision {
@@ -470,29 +506,37 @@ impl Service {
         actor: &str,
         reason: Option<&str>,
     ) -> Result<RolloutView> {
-        let r = self
-            .store()
-            .rollout(id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("rollout `{id}`")))?;
-        if !r.state.is_active() {
-            return Err(ServiceError::Conflict {
-                code: "rollout_state",
-                message: format!("rollout `{id}` is {}: it has already ended", r.state),
-            });
-        }
         let why = format!(
             "aborted by {actor}{}",
             reason.map(|r| format!(": {r}")).unwrap_or_default()
         );
-        self.end_rollout(
-            r,
-            RolloutState::Aborted,
-            actor,
-            &why,
-            json!({ "reason": reason }),
-        )
-        .await?;
+        for attempt in 1.. {
+            let r = self
+                .store()
+                .rollout(id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("rollout `{id}`")))?;
+            if !r.state.is_active() {
+                return Err(ServiceError::Conflict {
+                    code: "rollout_state",
+                    message: format!("rollout `{id}` is {}: it has already ended", r.state),
+                });
+            }
+            let ended = self
+                .end_rollout(
+                    r,
+                    RolloutState::Aborted,
+                    actor,
+                    &why,
+                    json!({ "reason": reason }),
+                )
+                .await;
+            match ended {
+                Err(e) if is_moved(&e) && attempt < CONTROL_ATTEMPTS => continue,
+                Err(e) => return Err(e),
+                Ok(_) => break,
+            }
+        }
         self.rollout_view(id).await
     }
 
@@ -524,7 +568,9 @@ impl Service {
         r.reason = Some(reason.to_owned());
         r.finished_ms = Some(now);
         let mut tx = self.store().begin().await?;
-        tx.update_rollout(&mut r).await?;
+        tx.update_rollout(&mut r)
+            .await
+            .map_err(moved(&r.id.clone()))?;
         tx.set_change_status(
             &r.change_id,
             ChangeStatus::RollingOut,
@@ -713,7 +759,9 @@ impl Service {
             "evidence": evidence,
         });
         let mut tx = self.store().begin().await?;
-        tx.update_rollout(&mut r).await?;
+        tx.update_rollout(&mut r)
+            .await
+            .map_err(moved(&r.id.clone()))?;
         tx.set_change_status(
             &r.change_id,
             ChangeStatus::RollingOut,

@@ -62,10 +62,14 @@ fn start_control(url: &str, addr: SocketAddr) -> (Runtime, SocketAddr) {
         let store = Store::connect(&url).await.unwrap();
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let bound = listener.local_addr().unwrap();
-        let app = api::router_with(
-            Service::new(store, RulesConfig::default())
-                .with_rollouts(support::without_impact_test()),
+        // Each change rolls out in one stage that passes as soon as no gateway refused it:
+        // this test is about distribution, the gates have their own.
+        let service =
+            Service::new(store, RulesConfig::default()).with_rollouts(support::instant_rollouts());
+        tokio::spawn(
+            rampart_control::rollout::Engine::new(service.clone(), Duration::from_millis(20)).run(),
         );
+        let app = api::router_with(service);
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         bound
     });

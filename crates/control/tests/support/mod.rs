@@ -93,3 +93,23 @@ pub fn without_impact_test() -> rampart_control::plan::RolloutConfig {
     }
     cfg
 }
+
+/// Rollout rules whose every plan is one stage at 100% that passes as soon as no gateway has
+/// refused it (no soak, no samples), for tests of distribution rather than of gates; and no
+/// impact test.
+pub fn instant_rollouts() -> rampart_control::plan::RolloutConfig {
+    let stage = serde_json::json!([{
+        "name": "100%", "scope": { "percent": 100.0 }, "min_soak_secs": 0, "min_samples": 0,
+        "gates": [{ "deadline_secs": 30, "check": "no_nack" }],
+    }]);
+    let rules: rampart_control::plan::RolloutRules = serde_json::from_value(serde_json::json!({
+        "impact": { "enabled": false },
+        "plans": { "low": stage, "medium": stage, "high": stage, "critical": stage },
+    }))
+    .expect("instant rollout rules");
+    rampart_control::plan::RolloutConfig {
+        dev: rules.clone(),
+        staging: rules.clone(),
+        prod: rules,
+    }
+}
