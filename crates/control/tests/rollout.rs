@@ -22,6 +22,7 @@ suite!(
     a_paused_rollout_does_not_advance_until_resumed,
     a_local_guard_trip_or_a_nack_rolls_back,
     abort_returns_to_the_lkg_and_ends_the_rollout,
+    a_store_written_before_rollouts_opens_and_rolls_out,
 );
 
 const ENV: Environment = Environment::Prod;
@@ -414,4 +415,137 @@ async fn abort_returns_to_the_lkg_and_ends_the_rollout(url: String) {
     assert!(service.abort_rollout(&id, "bob", None).await.is_err());
     let plan: &RolloutPlan = &v.record.plan;
     assert_eq!(plan.stages.len(), 2);
+}
+
+/// State compatibility: a database as the previous version left it (schema migrations 1 and
+/// 2, an applied and verified snapshot, no deployments, no rollouts) opens with this version:
+/// migration 3 runs, nothing is lost, gateways are served its newest snapshot, and the next
+/// change rolls out against it.
+async fn a_store_written_before_rollouts_opens_and_rolls_out(url: String) {
+    use sqlx::Executor as _;
+    sqlx::any::install_default_drivers();
+    let raw_url = match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+            format!("{url}?mode=rwc")
+        }
+        None => url.clone(),
+    };
+    let old = tempfile::tempdir().unwrap();
+    for m in ["0001_store.sql", "0002_gateways.sql"] {
+        let from = format!("{}/migrations/{m}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::copy(from, old.path().join(m)).unwrap();
+    }
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&raw_url)
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(old.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    // What the previous version wrote for a seeded, verified prod.
+    let cfg = fleet();
+    let snap = Snapshot::new(cfg.clone(), Vec::new());
+    let now = now_ms() as i64;
+    pool.execute("INSERT INTO env_heads (env, version) VALUES ('prod', 1)")
+        .await
+        .unwrap();
+    for o in cfg.objects() {
+        let (kind, name) = o.key();
+        let body = serde_json::to_value(&o).unwrap();
+        let body = body
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .to_string();
+        sqlx::query(
+            "INSERT INTO objects (env, kind, name, version, body, author, change_id, created_at) \
+             VALUES ('prod', $1, $2, 1, $3, 'seed', 'seed', $4)",
+        )
+        .bind(rampart_control::store::kind_name(kind))
+        .bind(name.to_owned())
+        .bind(body)
+        .bind(now)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO snapshots (env, version, hash, body, verified, verified_at, created_at) \
+         VALUES ('prod', 1, $1, $2, 1, $3, $3)",
+    )
+    .bind(snap.hash().to_string())
+    .bind(serde_json::to_string(&snap).unwrap())
+    .bind(now)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO gateways (env, id, cell, version, hash, last_seen_ms, last_nack) \
+         VALUES ('prod', 'gw-old', 'a', '0.1.0', $1, $2, NULL)",
+    )
+    .bind(snap.hash().to_string())
+    .bind(now)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = Store::connect(&url).await.unwrap();
+    let (config, head) = store.config(ENV).await.unwrap();
+    assert_eq!(head, 1);
+    let sorted = |c: &Config| {
+        let mut v: Vec<String> = c
+            .objects()
+            .map(|o| serde_json::to_string(&o).unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&config), sorted(&cfg), "every object kept");
+    assert_eq!(
+        store.last_verified(ENV).await.unwrap().unwrap().hash,
+        snap.hash()
+    );
+    assert_eq!(store.gateways(ENV).await.unwrap()[0].id, "gw-old");
+    assert!(store.latest_deployment(ENV).await.unwrap().is_none());
+    let service = Service::new(store, RulesConfig::default()).with_rollouts(rollouts());
+    let deployed = service.deployed_config(ENV).await.unwrap().unwrap();
+    assert_eq!(deployed.hash, snap.hash(), "gateways keep what they ran");
+    let mut banner = fleet()
+        .flags
+        .into_iter()
+        .find(|f| f.name == "confluence-banner")
+        .unwrap();
+    banner.default = json!("after the upgrade");
+    let view = service
+        .submit(
+            "alice",
+            Submission {
+                env: ENV,
+                reason: "first change after the upgrade".into(),
+                declared_impact: Default::default(),
+                edits: vec![Edit::Upsert(Object::Flag(banner))],
+                base_version: 1,
+            },
+        )
+        .await
+        .unwrap();
+    let (change, _) = service.apply(&view.record.id, "alice").await.unwrap();
+    assert_eq!(change.status, ChangeStatus::RollingOut);
+    let r = service
+        .store()
+        .rollout_of_change(&change.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.baseline_hash, snap.hash());
+    let (_, rollout) = service.store().deployed_hash(ENV).await.unwrap().unwrap();
+    assert_eq!(rollout.as_deref(), Some(r.id.as_str()));
 }
