@@ -238,6 +238,10 @@ fn gateway_follows_the_control_plane_acks_reports_and_survives_its_loss() {
             "/v1/gateways/stream",
             "/v1/gateways/ack",
             "/v1/gateways/report",
+            "/v1/gateways/samples",
+            "/v1/envs/{env}/rollouts",
+            "/v1/rollouts/{id}",
+            "/v1/rollouts/{id}/{action}",
         ] {
             assert!(
                 doc["paths"][path].is_object(),
