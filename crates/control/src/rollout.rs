@@ -107,6 +107,17 @@ fn cohort<'a>(cohorts: &'a [CohortCounters], rollout: Option<&str>) -> Option<&'
     cohorts.iter().find(|c| c.rollout.as_deref() == rollout)
 }
 
+/// A change written against an older version of its environment.
+fn stale(record: &ChangeRecord, head: u64) -> ServiceError {
+    ServiceError::Conflict {
+        code: "stale_version",
+        message: format!(
+            "change `{}` was written against version {} of {}, which is now at version {head}; it stays {} and must be resubmitted against the current config",
+            record.id, record.base_version, record.env, record.status
+        ),
+    }
+}
+
 /// Whether a change touches a policy, directly or through a flag bound to a policy field:
 /// such changes soak longer.
 fn touches_policy(change: &Change, candidate: &Config) -> bool {
@@ -144,21 +155,17 @@ impl Service {
         let Some(dep) = self.store().latest_deployment(env).await? else {
             return Ok(Some(latest));
         };
+        // Every deployment's config is a stored snapshot (the first config, a rollout's
+        // candidate, or the target of a rollback): find it by its hash.
         let plain = Snapshot::new(dep.snapshot.config().clone(), Vec::new());
-        Ok(Some(
-            self.store()
-                .snapshot_by_hash(env, plain.hash())
-                .await?
-                .unwrap_or(SnapshotRecord {
-                    env,
-                    version: latest.version,
-                    hash: plain.hash(),
-                    snapshot: plain,
-                    verified: false,
-                    verified_at_ms: None,
-                    created_at_ms: dep.created_ms,
-                }),
-        ))
+        let stored = self.store().snapshot_by_hash(env, plain.hash()).await?;
+        stored.map(Some).ok_or_else(|| {
+            ServiceError::Internal(format!(
+                "deployment {} of {env} runs a config that is not a stored snapshot ({})",
+                dep.seq,
+                plain.hash()
+            ))
+        })
     }
 
     /// The impact test of a change: samples replayed through baseline and candidate.
@@ -204,7 +211,10 @@ impl Service {
     ) -> Result<(ChangeRecord, SnapshotRecord)> {
         let env = record.env;
         let rules = self.rollout_rules().for_env(env).clone();
-        let (current, _) = self.store().config(env).await?;
+        let (current, head) = self.store().config(env).await?;
+        if head != record.base_version {
+            return Err(stale(&record, head));
+        }
         let candidate_config =
             crate::service::candidate(&current, &record.change.edits).map_err(|fields| {
                 ServiceError::Invalid {
@@ -283,15 +293,9 @@ impl Service {
             .await
         {
             Ok(v) => v,
-            Err(StoreError::Conflict { expected, actual }) => {
+            Err(StoreError::Conflict { actual, .. }) => {
                 tx.rollback().await?;
-                return Err(ServiceError::Conflict {
-                    code: "stale_version",
-                    message: format!(
-                        "change `{}` was written against version {expected} of {env}, which is now at version {actual}; it must be resubmitted against the current config",
-                        record.id
-                    ),
-                });
+                return Err(stale(&record, actual));
             }
             Err(e) => return Err(e.into()),
         };
@@ -555,7 +559,7 @@ impl Service {
             Some(lkg) => (lkg, "lkg"),
             None => (
                 self.store()
-                    .snapshot(env, r.baseline_version)
+                    .snapshot_by_hash(env, r.baseline_hash)
                     .await?
                     .ok_or_else(|| {
                         ServiceError::Internal("the baseline snapshot vanished".to_owned())
@@ -700,7 +704,7 @@ impl Service {
         let to = r.plan.stages[r.stage_index].name.clone();
         let baseline = self
             .store()
-            .snapshot(r.env, r.baseline_version)
+            .snapshot_by_hash(r.env, r.baseline_hash)
             .await?
             .ok_or_else(|| ServiceError::Internal("the baseline snapshot vanished".to_owned()))?;
         let candidate = self
