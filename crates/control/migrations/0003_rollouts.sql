@@ -14,6 +14,10 @@ CREATE TABLE deployments (
     PRIMARY KEY (env, seq)
 );
 
+-- Writers of deployments take this lock row first, so two transactions never pick the same
+-- `seq` (PostgreSQL runs them concurrently at READ COMMITTED; SQLite serializes them anyway).
+INSERT INTO locks (name, n) VALUES ('deploy', 0);
+
 -- One row per rollout: its plan, where it is, and the timestamps soak time is computed from.
 -- Moved by compare-and-set on `rev`.
 CREATE TABLE rollouts (

@@ -153,7 +153,9 @@ pub const BASELINE_MIN_REQUESTS: u64 = 100;
 pub struct CohortWindow {
     /// Requests served by the cohort in the window.
     pub requests: u64,
-    /// Upstream 5xx responses plus gateway-raised errors in the window.
+    /// Upstream 5xx responses, gateway-raised errors, and candidate evaluations that failed
+    /// (served by the baseline instead: the client saw no error, the candidate is faulty all
+    /// the same) in the window.
     pub errors: u64,
     /// Requests per latency bucket (see [`LATENCY_BOUNDS_MS`]; one more bucket than bounds).
     pub latency_ms: Vec<u64>,
@@ -164,11 +166,14 @@ impl CohortWindow {
     /// `start` (the gateway restarted, or the rollout's counters were recreated), the whole of
     /// `now` is the window. A histogram bucket missing from `now` counts as 0 (so a shorter
     /// histogram with a non-zero bucket missing is a reset too). `errors = upstream_errors +
-    /// gateway_errors`.
+    /// gateway_errors + fallbacks`.
     pub fn delta(start: Option<&CohortCounters>, now: &CohortCounters) -> CohortWindow {
         let whole = || CohortWindow {
             requests: now.requests,
-            errors: now.upstream_errors.saturating_add(now.gateway_errors),
+            errors: now
+                .upstream_errors
+                .saturating_add(now.gateway_errors)
+                .saturating_add(now.fallbacks),
             latency_ms: now.latency_ms.clone(),
         };
         let Some(start) = start else {
@@ -187,7 +192,8 @@ impl CohortWindow {
         CohortWindow {
             requests: now.requests - start.requests,
             errors: (now.upstream_errors - start.upstream_errors)
-                .saturating_add(now.gateway_errors - start.gateway_errors),
+                .saturating_add(now.gateway_errors - start.gateway_errors)
+                .saturating_add(now.fallbacks - start.fallbacks),
             latency_ms: (0..now.latency_ms.len())
                 .map(|i| now.latency_ms[i] - bucket(&start.latency_ms, i))
                 .collect(),

@@ -214,6 +214,22 @@ impl RolloutRules {
             for (i, s) in stages.iter().enumerate() {
                 rampart_model::validate::validate_scope(&format!("{at}[{i}].scope"), &s.scope)
                     .map_err(|e| err(&format!("{at}[{i}].scope"), &e.to_string()))?;
+                // A stage must judge data: a sample minimum, and a gate that reads traffic.
+                if s.min_samples == 0 {
+                    return Err(err(&format!("{at}[{i}].min_samples"), "must be at least 1"));
+                }
+                let judges_traffic = s.gates.iter().any(|g| {
+                    matches!(
+                        g.check,
+                        GateCheck::ErrorRate { .. } | GateCheck::ShadowDiff { .. }
+                    )
+                });
+                if !judges_traffic {
+                    return Err(err(
+                        &format!("{at}[{i}].gates"),
+                        "a stage needs an error_rate gate (or shadow_diff in a shadow stage)",
+                    ));
+                }
             }
             let last = &stages[stages.len() - 1];
             if last.shadow || last.scope.percent < 100.0 || !last.scope.cells.is_empty() {
@@ -355,6 +371,19 @@ mod tests {
         }))
         .unwrap();
         let e = r.check("rollouts.dev").unwrap_err();
-        assert_eq!(e.path, "rollouts.dev.plans.low");
+        assert_eq!(
+            e.path, "rollouts.dev.plans.low[0].gates",
+            "a stage that judges nothing"
+        );
+        let mut r = r;
+        let stage = &mut r.plans.get_mut(&Risk::Low).unwrap()[0];
+        stage.gates = RolloutRules::default().plan(Risk::Low, false, None).stages[0]
+            .gates
+            .clone();
+        let e = r.check("rollouts.dev").unwrap_err();
+        assert_eq!(
+            e.path, "rollouts.dev.plans.low",
+            "the last stage is not 100%"
+        );
     }
 }

@@ -631,8 +631,13 @@ impl Service {
         let declared = self.change_declared(&r.change_id).await?;
         let stage_hash = match self.store().deployed_hash(r.env).await? {
             Some((hash, Some(id))) if id == r.id => hash,
-            // Someone else deployed over this rollout (a manual rollback): nothing to judge.
-            _ => return Ok(false),
+            // Someone else deployed over this rollout (a rollback that raced its start): it
+            // no longer runs anywhere; end it so the environment is not blocked.
+            other => {
+                let by = other.map_or_else(|| "nothing".to_owned(), |(h, _)| h);
+                self.supersede(r, &by).await?;
+                return Ok(true);
+            }
         };
         let (window, in_scope, samples) = stage_window(
             &mut r,
@@ -683,6 +688,51 @@ impl Service {
             self.advance_rollout(r, eval).await?;
         }
         Ok(true)
+    }
+
+    /// End a rollout whose candidate another deployment replaced: marked aborted, its change
+    /// rolled back, nothing redeployed (what replaced it stays).
+    async fn supersede(&self, mut r: RolloutRecord, by: &str) -> Result<()> {
+        let now = now_ms();
+        let reason =
+            format!("superseded: the environment now runs {by}, deployed by another action");
+        r.state = RolloutState::Aborted;
+        r.reason = Some(reason.clone());
+        r.finished_ms = Some(now);
+        let detail = json!({ "rollout": r.id, "reason": reason, "deployed": by });
+        let mut tx = self.store().begin().await?;
+        tx.update_rollout(&mut r)
+            .await
+            .map_err(moved(&r.id.clone()))?;
+        tx.set_change_status(
+            &r.change_id,
+            ChangeStatus::RollingOut,
+            ChangeStatus::RolledBack,
+        )
+        .await?;
+        tx.add_decision(
+            &r.id,
+            &Decision {
+                at_ms: now,
+                stage_index: r.stage_index,
+                stage: r.plan.stages[r.stage_index].name.clone(),
+                action: "aborted".to_owned(),
+                actor: "engine".to_owned(),
+                evidence: detail.clone(),
+            },
+        )
+        .await?;
+        audit_in(
+            &mut tx,
+            "engine",
+            AuditAction::RolloutAborted,
+            &format!("change/{}", r.change_id),
+            detail,
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::warn!(rollout = %r.id, deployed = %by, "rollout superseded by another deployment");
+        Ok(())
     }
 
     async fn change_declared(&self, change_id: &str) -> Result<f64> {
@@ -922,7 +972,7 @@ impl Engine {
 
     /// Run until the task is dropped.
     pub async fn run(self) {
-        let mut lock: Option<sqlx::pool::PoolConnection<sqlx::Any>> = None;
+        let mut lock: Option<sqlx::AnyConnection> = None;
         let mut was_leader = false;
         loop {
             let leader = match self.service.store().backend() {
@@ -940,10 +990,12 @@ impl Engine {
         }
     }
 
-    /// Keep (or try to take) the driver's advisory lock; whether we hold it.
-    async fn hold_lock(&self, lock: &mut Option<sqlx::pool::PoolConnection<sqlx::Any>>) -> bool {
+    /// Keep (or try to take) the driver's advisory lock; whether we hold it. The lock lives on
+    /// a connection taken out of the pool for good: when it fails, it is dropped (closed), so
+    /// the session, and the lock with it, ends instead of going back to the pool still held.
+    async fn hold_lock(&self, lock: &mut Option<sqlx::AnyConnection>) -> bool {
         if let Some(conn) = lock.as_mut() {
-            if sqlx::query("SELECT 1").execute(&mut **conn).await.is_ok() {
+            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
                 return true;
             }
             tracing::warn!("lost the rollout driver's connection");
@@ -959,8 +1011,8 @@ impl Engine {
                 .await;
         match got {
             Ok(true) => {
-                // Keep this connection out of the pool for as long as we lead.
-                *lock = Some(conn);
+                // Out of the pool for good: the lock must never go back to it.
+                *lock = Some(conn.detach());
                 true
             }
             Ok(false) => false,

@@ -837,9 +837,14 @@ impl Service {
     /// in progress is aborted. The environment's objects are set back to the LKG's (as a new
     /// version, history kept) and the LKG is deployed to every gateway.
     pub async fn rollback(&self, env: Environment, actor: &str) -> Result<SnapshotRecord> {
-        if let Some(active) = self.active_rollout(env).await? {
+        // A rollout in progress is aborted (which returns to the LKG). The driver writes the
+        // rollout at every evaluation: re-read and retry when it moved meanwhile.
+        for attempt in 1.. {
+            let Some(active) = self.active_rollout(env).await? else {
+                break;
+            };
             let reason = format!("rolled back to the LKG by {actor}");
-            return self
+            match self
                 .end_rollout(
                     active,
                     crate::store::RolloutState::Aborted,
@@ -847,7 +852,14 @@ impl Service {
                     &reason,
                     json!({ "manual": true }),
                 )
-                .await;
+                .await
+            {
+                Err(ServiceError::Conflict {
+                    code: "rollout_moved",
+                    ..
+                }) if attempt < 5 => continue,
+                other => return other,
+            }
         }
         let lkg = self
             .store

@@ -23,6 +23,7 @@ suite!(
     a_local_guard_trip_or_a_nack_rolls_back,
     abort_returns_to_the_lkg_and_ends_the_rollout,
     a_store_written_before_rollouts_opens_and_rolls_out,
+    a_rollout_superseded_by_another_deployment_ends,
 );
 
 const ENV: Environment = Environment::Prod;
@@ -548,4 +549,30 @@ async fn a_store_written_before_rollouts_opens_and_rolls_out(url: String) {
     assert_eq!(r.baseline_hash, snap.hash());
     let (_, rollout) = service.store().deployed_hash(ENV).await.unwrap().unwrap();
     assert_eq!(rollout.as_deref(), Some(r.id.as_str()));
+}
+
+/// A deployment made over a running rollout (a rollback that raced the rollout's start): the
+/// driver ends the rollout instead of leaving the environment blocked behind it.
+async fn a_rollout_superseded_by_another_deployment_ends(url: String) {
+    let (service, change, id) = started(&url).await;
+    let lkg = service.store().last_verified(ENV).await.unwrap().unwrap();
+    service
+        .store()
+        .put_deployment(&lkg.snapshot, None, "a racing rollback")
+        .await
+        .unwrap();
+    assert_eq!(step(&service, &id).await, RolloutState::Aborted);
+    let r = service.rollout_view(&id).await.unwrap();
+    assert!(r.record.reason.unwrap().starts_with("superseded"));
+    let store = service.store();
+    assert_eq!(
+        store.change(&change).await.unwrap().unwrap().status,
+        ChangeStatus::RolledBack
+    );
+    assert_eq!(
+        deployed(&service).await,
+        lkg.hash.to_string(),
+        "nothing redeployed"
+    );
+    assert!(service.active_rollout(ENV).await.unwrap().is_none());
 }

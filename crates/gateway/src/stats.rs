@@ -113,9 +113,11 @@ impl CohortStats {
         }
     }
 
-    /// Count a shadow evaluation of the candidate that failed (it served nothing).
+    /// Count a shadow evaluation of the candidate that failed (it served nothing): compared,
+    /// and changed (its status would not have been the baseline's), and a fallback.
     pub fn record_shadow_failure(&self) {
         self.fallbacks.fetch_add(1, Relaxed);
+        self.record_shadow(Some(ImpactClass::StatusChanged));
     }
 
     /// Count one shadow comparison: `class` is how the candidate's decision differed from

@@ -3,8 +3,9 @@
 //! [`run`] connects to `GET {control}/v1/gateways/stream` with the gateway token, offers every
 //! `snapshot` event to [`Gateway::offer`], and posts the ACK or NACK to `/v1/gateways/ack`.
 //! A second task posts [`Shared::report`](crate::live::Shared::report) to
-//! `/v1/gateways/report` every second, and the new request samples to `/v1/gateways/samples`
-//! every five. When the stream breaks, it reconnects with jittered
+//! `/v1/gateways/report` every second (every 250 ms while a candidate is live, and at once
+//! when the snapshot changes), and the new request samples to `/v1/gateways/samples` every
+//! five seconds. When the stream breaks, it reconnects with jittered
 //! exponential backoff (100 ms doubling to 30 s, reset once a stream is established), sending
 //! `Last-Event-ID` so an unchanged snapshot is not sent again. While disconnected the gateway
 //! keeps serving what it has, and boots from its LKG on disk as with any other source.
@@ -21,7 +22,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rampart_model::wire::ConfigAck;
-use rampart_model::{Environment, Snapshot};
+use rampart_model::{ContentHash, Environment, Snapshot};
 use tokio::sync::watch;
 
 use crate::Gateway;
@@ -39,8 +40,14 @@ pub struct ControlSource {
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-/// Request samples are uploaded (the new ones) every this many reports.
-const SAMPLE_UPLOAD_TICKS: u64 = 5;
+/// How often a gateway reports while its snapshot has a live candidate.
+const FAST_REPORT: Duration = Duration::from_millis(250);
+
+/// How often it reports otherwise.
+const SLOW_REPORT: Duration = Duration::from_secs(1);
+
+/// How often the new request samples are uploaded.
+const SAMPLE_UPLOAD: Duration = Duration::from_secs(5);
 
 /// How long an ACK or a report may take before it is dropped.
 const POST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -248,21 +255,37 @@ pub async fn run(gateway: Arc<Gateway>, source: ControlSource, mut stop: watch::
     let reporter = {
         let (link, shared, mut stop) = (link.clone(), gateway.shared.clone(), stop.clone());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut tick = tokio::time::interval(FAST_REPORT);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut uploaded_ms = 0u64;
-            for n in 0u64.. {
+            let mut last: Option<(tokio::time::Instant, Option<ContentHash>)> = None;
+            let mut last_upload = tokio::time::Instant::now() - SAMPLE_UPLOAD;
+            loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = stop.changed() => return,
                 }
-                if let Err(e) = link
-                    .post_json("/v1/gateways/report", &shared.report())
-                    .await
-                {
-                    tracing::debug!(error = %e, "cannot post the report to the control plane");
+                // Every second; every FAST_REPORT while a candidate is live (the gates judge
+                // from these); at once when the snapshot changed (its first report is where a
+                // stage's window starts).
+                let report = shared.report();
+                let now = tokio::time::Instant::now();
+                let due = match &last {
+                    None => true,
+                    Some((at, hash)) => {
+                        *hash != report.snapshot
+                            || report.cohorts.len() > 1
+                            || now.duration_since(*at) >= SLOW_REPORT
+                    }
+                };
+                if due {
+                    last = Some((now, report.snapshot));
+                    if let Err(e) = link.post_json("/v1/gateways/report", &report).await {
+                        tracing::debug!(error = %e, "cannot post the report to the control plane");
+                    }
                 }
-                if n % SAMPLE_UPLOAD_TICKS == 0 {
+                if now.duration_since(last_upload) >= SAMPLE_UPLOAD {
+                    last_upload = now;
                     let samples: Vec<_> = shared
                         .samples
                         .snapshot()

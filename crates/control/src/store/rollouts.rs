@@ -346,6 +346,9 @@ async fn put_deployment(
     cause: &str,
 ) -> Result<u64> {
     let env = snapshot.config().environment;
+    sqlx::query("UPDATE locks SET n = n + 1 WHERE name = 'deploy'")
+        .execute(&mut *conn)
+        .await?;
     let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM deployments WHERE env = $1")
         .bind(env.as_str())
         .fetch_one(&mut *conn)
