@@ -11,7 +11,7 @@
 # Usage (from anywhere):   bash bench/containment.sh
 # Environment knobs:
 #   BENCH_PORT_BASE  first of 12 loopback ports used (default 28300)
-#   RATE             req/s per gateway, one load client each (default 300)
+#   RATE             req/s per gateway, one load client each (default 1000)
 #   RUN_SECS         length of the measured load, seconds (default 60)
 #   CHANGE_AT        seconds into the load when the change is applied (default 15)
 #   WARM_SECS        warm-up load (the peer), seconds (default 10)
@@ -24,7 +24,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PB="${BENCH_PORT_BASE:-28300}"
-RATE="${RATE:-300}" RUN_SECS="${RUN_SECS:-60}" CHANGE_AT="${CHANGE_AT:-15}"
+RATE="${RATE:-1000}" RUN_SECS="${RUN_SECS:-60}" CHANGE_AT="${CHANGE_AT:-15}"
 WARM_SECS="${WARM_SECS:-10}" CONNS="${CONNS:-50}" ERR_MIN="${ERR_MIN_SAMPLES:-20}"
 CTL_PORT=$PB UP1=$((PB + 1)) UP2=$((PB + 2))
 GWS=(gw-a1 gw-a2 gw-b1)
@@ -173,7 +173,7 @@ log "fleet up, snapshot $BASE_HASH"
 
 load() { # gateway secs tag
     timeout $(($2 + 30)) "$R" load --url "http://127.0.0.1:${PPORT[$1]}/cart" --rate "$RATE" --duration "$2" \
-        --connections "$CONNS" --timeout-ms 2000 -H host:shop.test --vary x-tenant-id:1000 --json \
+        --connections "$CONNS" --timeout-ms 2000 -H host:shop.test --vary x-tenant-id:100000 --json \
         >"$TMP/load-$3-$1.json" 2>"$TMP/load-$3-$1.err"
 }
 sum_loads() { # tag -> "scheduled sent ok http_err failed"

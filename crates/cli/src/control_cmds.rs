@@ -54,7 +54,7 @@ pub(crate) struct ControlArgs {
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
     /// How often the rollout driver looks at each running rollout, in milliseconds.
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = 100)]
     rollout_tick_ms: u64,
 }
 

@@ -535,7 +535,7 @@ fn up(
         tokio::spawn(
             rampart_control::rollout::Engine::new(
                 service.clone(),
-                std::time::Duration::from_millis(250),
+                std::time::Duration::from_millis(100),
             )
             .run(),
         );

@@ -316,17 +316,21 @@ pub fn router(store: Store, rules: RulesConfig) -> Router {
     router_with(Service::new(store, rules))
 }
 
-/// How often each replica checks for deployments it did not make itself (the rollout driver's,
-/// or another replica's).
+/// How often each replica checks for deployments it did not make itself (another replica's;
+/// its own rollout driver wakes it at once).
 pub const PUBLISH_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Check for new deployments every [`PUBLISH_POLL`] and stream them; runs until the state is
 /// dropped by every router.
 fn spawn_publisher(state: &Arc<AppState>) {
     let weak = Arc::downgrade(state);
+    let service = state.service.clone();
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(PUBLISH_POLL).await;
+            tokio::select! {
+                _ = tokio::time::sleep(PUBLISH_POLL) => {}
+                _ = service.deployed().notified() => {}
+            }
             let Some(state) = weak.upgrade() else { return };
             for env in [Environment::Dev, Environment::Staging, Environment::Prod] {
                 let Some(current) = state.published(env) else {

@@ -1033,8 +1033,12 @@ impl Engine {
         };
         for r in active {
             let id = r.id.clone();
-            if let Err(e) = self.service.step_rollout(r).await {
-                tracing::error!(rollout = %id, error = %e, "rollout step failed; retrying next tick");
+            match self.service.step_rollout(r).await {
+                Ok(true) => self.service.deployed().notify_one(),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(rollout = %id, error = %e, "rollout step failed; retrying next tick")
+                }
             }
         }
     }

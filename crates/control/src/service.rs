@@ -165,6 +165,9 @@ pub struct Service {
     store: Store,
     rules: RulesConfig,
     rollouts: std::sync::Arc<crate::plan::RolloutConfig>,
+    /// Woken when this process deploys behind the API's back (the rollout driver), so its
+    /// streams publish at once instead of at their next poll.
+    deployed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 fn now_ms() -> u64 {
@@ -335,7 +338,13 @@ impl Service {
             store,
             rules,
             rollouts: Default::default(),
+            deployed: Default::default(),
         }
+    }
+
+    /// Woken after the rollout driver of this process deployed something.
+    pub fn deployed(&self) -> &tokio::sync::Notify {
+        &self.deployed
     }
 
     /// The same service with these rollout rules.
