@@ -46,6 +46,7 @@ fn control_config(stages: &Value, impact: bool) -> String {
 fn gates(deadline: u64) -> Value {
     json!([
         { "deadline_secs": deadline, "check": { "error_rate": { "alpha": 0.01, "min_effect": 0.05, "min_samples": 20 } } },
+        { "deadline_secs": deadline, "check": { "deny_rate": { "alpha": 0.01, "min_effect": 0.05, "min_samples": 20 } } },
         { "deadline_secs": deadline, "check": { "latency_p99": { "max_ratio": 3.0 } } },
         { "deadline_secs": deadline, "check": { "traffic_floor": { "min_ratio": 0.5 } } },
         { "deadline_secs": deadline, "check": "no_nack" },
@@ -101,6 +102,20 @@ fn erroneous_flag() -> Value {
     let mut f = f.clone();
     f["default"] = json!(true);
     json!([{ "upsert": { "flag": f } }])
+}
+
+/// The incident as the original outage had it: the gateway refuses everyone (403), which is
+/// no 5xx at all.
+fn deny_everyone() -> Value {
+    let flags = fleet(
+        &["127.0.0.1:1".parse().unwrap()],
+        "127.0.0.1:1".parse().unwrap(),
+    )["flags"]
+        .clone();
+    let (mut enabled, mut status) = (flags[0].clone(), flags[1].clone());
+    enabled["default"] = json!(true);
+    status["default"] = json!(403);
+    json!([{ "upsert": { "flag": enabled } }, { "upsert": { "flag": status } }])
 }
 
 /// A harmless change: a new response header on every answer.
@@ -1065,4 +1080,47 @@ async fn a_shadow_stage_judges_the_candidate_without_serving_it() {
     assert_eq!(r["state"], "succeeded", "{r:#}");
     let (_, failed) = load.stop().await;
     assert_eq!(failed, 0);
+}
+
+/// A change that makes the gateway refuse everyone answers 403s, not 5xx: the error gate sees
+/// nothing, the deny-rate gate catches it at the first stage (impact test off, no shadow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_denies_everyone_is_caught_by_the_deny_gate() {
+    let _serial = SERIAL.lock().await;
+    let fleet = Fleet::start(
+        json!([
+            stage("5%", &[], 5.0, 30, 20),
+            stage("100%", &[], 100.0, 30, 20)
+        ]),
+        false,
+    )
+    .await;
+    let load = Load::start(&fleet.proxies(), 100, 90);
+    fleet.warm_up().await;
+    let id = fleet
+        .api
+        .submit("a maintenance page", deny_everyone(), 0.0)
+        .await;
+    let (s, v) = fleet.api.apply(&id).await;
+    assert_eq!(s, 200, "{v}");
+    let r = fleet
+        .api
+        .wait_rollout(
+            v["rollout_id"].as_str().unwrap(),
+            &["rolled_back", "succeeded"],
+            60,
+        )
+        .await;
+    assert_eq!(r["state"], "rolled_back", "{r:#}");
+    assert_eq!(r["stage_index"], 0);
+    let gates = r["decisions"][1]["evidence"]["evidence"]["gates"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let deny = gates.iter().find(|g| g["gate"] == "deny_rate").unwrap();
+    assert_eq!(deny["verdict"], "fail", "{deny}");
+    let error = gates.iter().find(|g| g["gate"] == "error_rate").unwrap();
+    assert_ne!(error["verdict"], "fail", "403s are no errors: {error}");
+    let (_, failed) = load.stop().await;
+    assert_eq!(failed, 0, "no 5xx: the clients saw 403s");
 }

@@ -157,6 +157,9 @@ pub struct CohortWindow {
     /// (served by the baseline instead: the client saw no error, the candidate is faulty all
     /// the same) in the window.
     pub errors: u64,
+    /// Responses the gateway itself answered with a 4xx (denials) in the window.
+    #[serde(default)]
+    pub denied: u64,
     /// Requests per latency bucket (see [`LATENCY_BOUNDS_MS`]; one more bucket than bounds).
     pub latency_ms: Vec<u64>,
 }
@@ -174,6 +177,7 @@ impl CohortWindow {
                 .upstream_errors
                 .saturating_add(now.gateway_errors)
                 .saturating_add(now.fallbacks),
+            denied: now.denied,
             latency_ms: now.latency_ms.clone(),
         };
         let Some(start) = start else {
@@ -185,6 +189,7 @@ impl CohortWindow {
             || now.upstream_errors < start.upstream_errors
             || now.gateway_errors < start.gateway_errors
             || now.fallbacks < start.fallbacks
+            || now.denied < start.denied
             || (0..buckets).any(|i| bucket(&now.latency_ms, i) < bucket(&start.latency_ms, i));
         if reset {
             return whole();
@@ -194,6 +199,7 @@ impl CohortWindow {
             errors: (now.upstream_errors - start.upstream_errors)
                 .saturating_add(now.gateway_errors - start.gateway_errors)
                 .saturating_add(now.fallbacks - start.fallbacks),
+            denied: now.denied - start.denied,
             latency_ms: (0..now.latency_ms.len())
                 .map(|i| now.latency_ms[i] - bucket(&start.latency_ms, i))
                 .collect(),
@@ -205,6 +211,7 @@ impl CohortWindow {
     pub fn add(&mut self, other: &CohortWindow) {
         self.requests = self.requests.saturating_add(other.requests);
         self.errors = self.errors.saturating_add(other.errors);
+        self.denied = self.denied.saturating_add(other.denied);
         if self.latency_ms.len() < other.latency_ms.len() {
             self.latency_ms.resize(other.latency_ms.len(), 0);
         }
@@ -251,7 +258,16 @@ impl CohortWindow {
     /// `errors / requests`, None when there are no requests. Errors beyond the request count
     /// (inconsistent counters) count as one error per request, so the rate is in `0..=1`.
     pub fn error_rate(&self) -> Option<f64> {
-        (self.requests > 0).then(|| self.errors.min(self.requests) as f64 / self.requests as f64)
+        Self::rate(self.errors, self.requests)
+    }
+
+    /// `denied / requests`, like [`CohortWindow::error_rate`].
+    pub fn deny_rate(&self) -> Option<f64> {
+        Self::rate(self.denied, self.requests)
+    }
+
+    fn rate(x: u64, n: u64) -> Option<f64> {
+        (n > 0).then(|| x.min(n) as f64 / n as f64)
     }
 }
 
@@ -286,6 +302,10 @@ pub struct StageWindow {
     /// `shadow_diff` gate then stays Pending, and fails at its deadline).
     #[serde(default)]
     pub shadow: Option<ShadowWindow>,
+    /// Whether the change declares that it changes outcomes (a share, or routes it denies):
+    /// the `deny_rate` gate then leaves the judgement to the impact test and the shadow stage.
+    #[serde(default)]
+    pub declares_impact: bool,
 }
 
 impl StageWindow {
@@ -403,7 +423,40 @@ pub fn judge(gate: &Gate, w: &StageWindow) -> GateResult {
             alpha,
             min_effect,
             min_samples,
-        } => error_rate(*alpha, *min_effect, *min_samples, w, &mut evidence),
+        } => sprt_gate(
+            Counted::Errors,
+            *alpha,
+            *min_effect,
+            *min_samples,
+            w,
+            &mut evidence,
+        ),
+        GateCheck::DenyRate {
+            min_effect,
+            min_samples,
+            ..
+        } if w.declares_impact => (
+            "deny_rate",
+            Verdict::Pass,
+            None,
+            0.0,
+            format!(
+                "the change declares an impact: its denials are judged by the impact test (and the shadow stage), not here ({} of {} candidate requests denied, min {min_samples}, min_effect {min_effect})",
+                w.candidate.denied, w.candidate.requests
+            ),
+        ),
+        GateCheck::DenyRate {
+            alpha,
+            min_effect,
+            min_samples,
+        } => sprt_gate(
+            Counted::Denied,
+            *alpha,
+            *min_effect,
+            *min_samples,
+            w,
+            &mut evidence,
+        ),
         GateCheck::LatencyP99 { max_ratio } => latency_p99(*max_ratio, w, &mut evidence),
         GateCheck::TrafficFloor { min_ratio } => traffic_floor(*min_ratio, w, &mut evidence),
         GateCheck::NoNack => listed("no_nack", "refused (NACKed) the candidate", &w.nacks),
@@ -500,22 +553,48 @@ impl Sprt {
     }
 }
 
-/// The error-rate gate: a truncated SPRT (see the module doc).
-fn error_rate(
+/// What a sequential gate counts.
+#[derive(Debug, Clone, Copy)]
+enum Counted {
+    /// `error_rate`: 5xx, gateway errors and fallbacks.
+    Errors,
+    /// `deny_rate`: the gateway's own 4xx answers.
+    Denied,
+}
+
+impl Counted {
+    fn of(self, w: &CohortWindow) -> u64 {
+        match self {
+            Counted::Errors => w.errors,
+            Counted::Denied => w.denied,
+        }
+    }
+}
+
+/// The error-rate and deny-rate gates: a truncated SPRT (see the module doc) on what `what`
+/// counts.
+fn sprt_gate(
+    what: Counted,
     alpha: f64,
     min_effect: f64,
     min_samples: u64,
     w: &StageWindow,
     ev: &mut Map<String, Value>,
 ) -> Judged {
-    const NAME: &str = "error_rate";
+    let (name, noun) = match what {
+        Counted::Errors => ("error_rate", "error"),
+        Counted::Denied => ("deny_rate", "deny"),
+    };
     let (base, source) = w.baseline_estimate(BASELINE_MIN_REQUESTS);
-    let sprt = Sprt::new(base.error_rate(), alpha, min_effect);
+    let base_x = what.of(&base);
+    let base_rate = CohortWindow::rate(base_x, base.requests);
+    let sprt = Sprt::new(base_rate, alpha, min_effect);
     let (n, x) = (
         w.candidate.requests,
-        w.candidate.errors.min(w.candidate.requests),
+        what.of(&w.candidate).min(w.candidate.requests),
     );
     let llr = sprt.llr(n, x);
+    ev.insert("counted".into(), json!(noun));
     ev.insert("p0".into(), num(sprt.p0));
     ev.insert("p1".into(), num(sprt.p1));
     ev.insert("alpha".into(), num(alpha));
@@ -529,7 +608,8 @@ fn error_rate(
     let p0_source = if base.requests == 0 { "floor" } else { source };
     ev.insert("p0_source".into(), json!(p0_source));
     ev.insert("p0_requests".into(), json!(base.requests));
-    ev.insert("p0_errors".into(), json!(base.errors));
+    ev.insert(format!("p0_{noun}s"), json!(base_x));
+    ev.insert(format!("candidate_{noun}s"), json!(x));
     ev.insert("soak_reached".into(), json!(w.soak_reached));
     let baseline_note = if base.requests == 0 {
         " (no baseline data: p0 floored)"
@@ -537,15 +617,14 @@ fn error_rate(
         ""
     };
     let head = format!(
-        "candidate error rate {} ({x}/{n}) vs {source} {} ({}/{}){baseline_note}",
-        pct(w.candidate.error_rate()),
-        pct(base.error_rate()),
-        base.errors,
+        "candidate {noun} rate {} ({x}/{n}) vs {source} {} ({base_x}/{}){baseline_note}",
+        pct(CohortWindow::rate(x, n)),
+        pct(base_rate),
         base.requests,
     );
     if n < min_samples || n == 0 {
         let message = format!("{head}: waiting for {min_samples} candidate requests");
-        return (NAME, Verdict::Pending, None, sprt.upper, message);
+        return (name, Verdict::Pending, None, sprt.upper, message);
     }
     let (verdict, message) = if llr >= sprt.upper {
         (
@@ -574,7 +653,7 @@ fn error_rate(
             ),
         )
     };
-    (NAME, verdict, Some(llr), sprt.upper, message)
+    (name, verdict, Some(llr), sprt.upper, message)
 }
 
 /// The latency gate: candidate p99 against baseline p99, ratio and additive tolerance.
@@ -750,6 +829,7 @@ mod tests {
         CohortWindow {
             requests,
             errors,
+            denied: 0,
             latency_ms: Vec::new(),
         }
     }
@@ -761,6 +841,7 @@ mod tests {
         CohortWindow {
             requests,
             errors: 0,
+            denied: 0,
             latency_ms,
         }
     }
@@ -805,6 +886,7 @@ mod tests {
             CohortWindow {
                 requests: 50,
                 errors: 4,
+                denied: 0,
                 latency_ms: vec![20, 30]
             }
         );
@@ -814,6 +896,7 @@ mod tests {
             CohortWindow {
                 requests: 150,
                 errors: 7,
+                denied: 0,
                 latency_ms: vec![70, 80]
             }
         );
@@ -829,6 +912,7 @@ mod tests {
             CohortWindow {
                 requests: 30,
                 errors: 2,
+                denied: 0,
                 latency_ms: vec![10, 20]
             }
         );
@@ -845,11 +929,13 @@ mod tests {
         let mut a = CohortWindow {
             requests: 3,
             errors: 1,
+            denied: 0,
             latency_ms: vec![1, 2],
         };
         a.add(&CohortWindow {
             requests: 4,
             errors: 2,
+            denied: 0,
             latency_ms: vec![1, 1, 2],
         });
         assert_eq!(
@@ -857,12 +943,14 @@ mod tests {
             CohortWindow {
                 requests: 7,
                 errors: 3,
+                denied: 0,
                 latency_ms: vec![2, 3, 2]
             }
         );
         a.add(&CohortWindow {
             requests: 1,
             errors: 0,
+            denied: 0,
             latency_ms: vec![5],
         });
         assert_eq!(a.latency_ms, vec![7, 3, 2]);
@@ -878,6 +966,7 @@ mod tests {
         let c = CohortWindow {
             requests: 100,
             errors: 0,
+            denied: 0,
             latency_ms,
         };
         assert!((c.p99_ms().unwrap() - 1.9).abs() < 1e-9);
@@ -901,6 +990,7 @@ mod tests {
         let zeros = CohortWindow {
             requests: 10,
             errors: 0,
+            denied: 0,
             latency_ms: vec![0; 15],
         };
         assert_eq!(zeros.p99_ms(), None);
@@ -986,6 +1076,48 @@ mod tests {
         // With p0 floored to 0.1%, one error in 20 is undecided, not a fail.
         let r = judge(&error_gate(), &window(cohort(5000, 0), cohort(20, 1)));
         assert_eq!(r.verdict, Verdict::Pending, "{}", r.message);
+    }
+
+    #[test]
+    fn deny_rate_catches_a_candidate_that_denies_everything_unless_declared() {
+        let g = gate(GateCheck::DenyRate {
+            alpha: 0.01,
+            min_effect: 0.05,
+            min_samples: 20,
+        });
+        let base = CohortWindow {
+            denied: 10,
+            ..cohort(2_000, 0)
+        };
+        let cand = CohortWindow {
+            denied: 20,
+            ..cohort(20, 0)
+        };
+        let mut w = window(base, cand);
+        let r = judge(&g, &w);
+        assert_eq!(r.gate, "deny_rate");
+        assert_eq!(r.verdict, Verdict::Fail, "{}", r.message);
+        assert!(
+            r.message.contains("deny rate 100.0% (20/20)"),
+            "{}",
+            r.message
+        );
+        // The same 403s from a change that declares them: left to the impact test.
+        w.declares_impact = true;
+        let r = judge(&g, &w);
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.message);
+        // 5xx do not count as denials, nor denials as errors.
+        let e = judge(
+            &error_gate(),
+            &window(
+                cohort(2_000, 0),
+                CohortWindow {
+                    denied: 20,
+                    ..cohort(20, 0)
+                },
+            ),
+        );
+        assert_ne!(e.verdict, Verdict::Fail);
     }
 
     #[test]
@@ -1238,6 +1370,7 @@ mod tests {
             .prop_map(|(requests, errors, latency_ms)| CohortWindow {
                 requests,
                 errors,
+                denied: 0,
                 latency_ms,
             })
     }
@@ -1251,6 +1384,7 @@ mod tests {
             .prop_map(|(requests, errors, latency_ms)| CohortWindow {
                 requests,
                 errors: errors.min(requests),
+                denied: 0,
                 latency_ms,
             })
     }
@@ -1283,6 +1417,13 @@ mod tests {
             ),
             (0.0001f64..0.5, 0.0001f64..1.0, 0u64..1000).prop_map(
                 |(alpha, min_effect, min_samples)| GateCheck::ErrorRate {
+                    alpha,
+                    min_effect,
+                    min_samples
+                }
+            ),
+            (0.0001f64..0.5, 0.0001f64..1.0, 0u64..1000).prop_map(
+                |(alpha, min_effect, min_samples)| GateCheck::DenyRate {
                     alpha,
                     min_effect,
                     min_samples
@@ -1364,6 +1505,7 @@ mod tests {
             guard_trips in prop::collection::vec(".{0,12}", 0..3),
             shadow in prop::option::of(arb_shadow()),
             reference in prop::option::of(arb_cohort()),
+            declares_impact in any::<bool>(),
         ) {
             let w = StageWindow {
                 baseline,
@@ -1375,6 +1517,7 @@ mod tests {
                 guard_trips,
                 reference,
                 shadow,
+                declares_impact,
             };
             let r = judge(&Gate { deadline_secs, check }, &w);
             prop_assert!(all_finite(&r.evidence), "{}", r.evidence);

@@ -221,13 +221,15 @@ impl RolloutRules {
                 let judges_traffic = s.gates.iter().any(|g| {
                     matches!(
                         g.check,
-                        GateCheck::ErrorRate { .. } | GateCheck::ShadowDiff { .. }
+                        GateCheck::ErrorRate { .. }
+                            | GateCheck::DenyRate { .. }
+                            | GateCheck::ShadowDiff { .. }
                     )
                 });
                 if !judges_traffic {
                     return Err(err(
                         &format!("{at}[{i}].gates"),
-                        "a stage needs an error_rate gate (or shadow_diff in a shadow stage)",
+                        "a stage needs an error_rate or deny_rate gate (or shadow_diff in a shadow stage)",
                     ));
                 }
             }
@@ -262,6 +264,11 @@ impl RolloutRules {
         };
         let live_gates = vec![
             gate(GateCheck::ErrorRate {
+                alpha: self.error_rate.alpha,
+                min_effect: self.error_rate.min_effect,
+                min_samples: self.error_rate.min_samples,
+            }),
+            gate(GateCheck::DenyRate {
                 alpha: self.error_rate.alpha,
                 min_effect: self.error_rate.min_effect,
                 min_samples: self.error_rate.min_samples,

@@ -628,7 +628,7 @@ impl Service {
         let stage = r.plan.stages[r.stage_index].clone();
         let gateways = self.store().gateway_states(r.env).await?;
         let hashes = self.store().rollout_hashes(&r.id).await?;
-        let declared = self.change_declared(&r.change_id).await?;
+        let (declared, declares_impact) = self.change_declared(&r.change_id).await?;
         let stage_hash = match self.store().deployed_hash(r.env).await? {
             Some((hash, Some(id))) if id == r.id => hash,
             // Someone else deployed over this rollout (a rollback that raced its start): it
@@ -639,7 +639,7 @@ impl Service {
                 return Ok(true);
             }
         };
-        let (window, in_scope, samples) = stage_window(
+        let (mut window, in_scope, samples) = stage_window(
             &mut r,
             &stage,
             &gateways,
@@ -648,6 +648,7 @@ impl Service {
             declared,
             now,
         );
+        window.declares_impact = declares_impact;
         let (verdict, results) = gates::judge_all(&stage.gates, &window);
         let eval = json!({
             "at_ms": now,
@@ -735,12 +736,20 @@ impl Service {
         Ok(())
     }
 
-    async fn change_declared(&self, change_id: &str) -> Result<f64> {
+    /// The share of outcomes a change declares it changes, and whether it declares any
+    /// impact at all (a share, or routes it denies).
+    async fn change_declared(&self, change_id: &str) -> Result<(f64, bool)> {
         Ok(self
             .store()
             .change(change_id)
             .await?
-            .map_or(0.0, |c| c.change.declared_impact.changed_percent))
+            .map_or((0.0, false), |c| {
+                let d = &c.change.declared_impact;
+                (
+                    d.changed_percent,
+                    d.changed_percent > 0.0 || !d.denies_all.is_empty(),
+                )
+            }))
     }
 
     async fn advance_rollout(&self, mut r: RolloutRecord, evidence: Value) -> Result<()> {

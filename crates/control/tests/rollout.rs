@@ -123,6 +123,7 @@ fn cohort(rollout: Option<&str>, requests: u64, errors: u64, tripped: bool) -> C
         upstream_errors: 0,
         gateway_errors: errors,
         fallbacks: 0,
+        denied: 0,
         latency_ms: latency,
         guard_tripped: tripped,
         shadow: None,

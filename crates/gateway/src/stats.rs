@@ -82,6 +82,7 @@ pub struct CohortStats {
     upstream_errors: AtomicU64,
     gateway_errors: AtomicU64,
     fallbacks: AtomicU64,
+    denied: AtomicU64,
     latency: [AtomicU64; LATENCY_BOUNDS_MS.len() + 1],
     tripped: AtomicBool,
     window: Box<[Slot]>,
@@ -106,6 +107,7 @@ impl CohortStats {
             upstream_errors: AtomicU64::new(0),
             gateway_errors: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
             tripped: AtomicBool::new(false),
             window: (0..window_secs.max(1)).map(|_| Slot::default()).collect(),
@@ -152,6 +154,9 @@ impl CohortStats {
             }
             Ending::Gateway { .. } if ending.is_error() => {
                 self.gateway_errors.fetch_add(1, Relaxed);
+            }
+            Ending::Gateway { status, .. } if (400..500).contains(&status) => {
+                self.denied.fetch_add(1, Relaxed);
             }
             _ => {}
         }
@@ -205,6 +210,7 @@ impl CohortStats {
             upstream_errors: self.upstream_errors.load(Relaxed),
             gateway_errors: self.gateway_errors.load(Relaxed),
             fallbacks: self.fallbacks.load(Relaxed),
+            denied: self.denied.load(Relaxed),
             latency_ms: self.latency.iter().map(|a| a.load(Relaxed)).collect(),
             guard_tripped: self.is_tripped(),
             shadow: match self.shadow[0].load(Relaxed) {

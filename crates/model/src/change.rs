@@ -155,6 +155,14 @@ pub enum GateCheck {
         min_effect: f64,
         min_samples: u64,
     },
+    /// Candidate share of requests the gateway itself answered with a 4xx (denials) against
+    /// baseline, by the same sequential test as the error rate. A change that declares an
+    /// impact is judged by the impact test and the shadow stage instead.
+    DenyRate {
+        alpha: f64,
+        min_effect: f64,
+        min_samples: u64,
+    },
     /// Candidate p99 latency over baseline p99.
     LatencyP99 { max_ratio: f64 },
     /// Candidate request rate over its expected share of the total.

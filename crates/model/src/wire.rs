@@ -51,6 +51,10 @@ pub struct CohortCounters {
     pub gateway_errors: u64,
     /// Candidate evaluations that failed or panicked and were served by the baseline instead.
     pub fallbacks: u64,
+    /// Responses the gateway itself answered with a 4xx: policy denials, failed
+    /// authentication, no route, rate limits, static responses with a 4xx status.
+    #[serde(default)]
+    pub denied: u64,
     /// Requests per latency bucket; see [`LATENCY_BOUNDS_MS`] (one more bucket than bounds).
     pub latency_ms: Vec<u64>,
     /// Whether this gateway's local guard has stopped using this candidate.
