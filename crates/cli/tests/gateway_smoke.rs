@@ -131,22 +131,8 @@ fn start_up(fleet: &std::path::Path, data: &std::path::Path, env: &[(&str, &str)
 impl Up {
     /// Run a client command against this control plane; it must succeed.
     fn cli(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(rampart_bin())
-            .args(args)
-            .args([
-                "--server",
-                &format!("http://{}", self.control),
-                "--token",
-                &self.token,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        self.try_cli(args)
+            .unwrap_or_else(|err| panic!("{args:?}: {err}"))
     }
 
     /// The body of the wiki's robots.txt through the gateway.

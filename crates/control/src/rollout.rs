@@ -338,20 +338,11 @@ impl Service {
             "approvals": approvers,
             "stages": rollout.plan.stages.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
         });
-        tx.add_decision(
-            &id,
-            &Decision {
-                at_ms: now,
-                stage_index: 0,
-                stage: rollout.plan.stages[0].name.clone(),
-                action: "started".to_owned(),
-                actor: actor.to_owned(),
-                evidence: detail.clone(),
-            },
-        )
-        .await?;
-        audit_in(
+        decide(
             &mut tx,
+            &id,
+            (0, rollout.plan.stages[0].name.clone()),
+            "started".to_owned(),
             actor,
             AuditAction::RolloutStarted,
             &format!("change/{}", record.id),
@@ -474,25 +465,17 @@ impl Service {
         let detail = json!({ "rollout": id, "reason": reason });
         let mut tx = self.store().begin().await?;
         tx.update_rollout(&mut r).await.map_err(moved(id))?;
-        tx.add_decision(
-            id,
-            &Decision {
-                at_ms: now,
-                stage_index: r.stage_index,
-                stage: r.plan.stages[r.stage_index].name.clone(),
-                action: action.to_owned(),
-                actor: actor.to_owned(),
-                evidence: detail.clone(),
-            },
-        )
-        .await?;
         let audit_action = if action == "paused" {
             AuditAction::RolloutPaused
         } else {
             AuditAction::RolloutResumed
         };
-        audit_in(
+        let stage = (r.stage_index, r.plan.stages[r.stage_index].name.clone());
+        decide(
             &mut tx,
+            id,
+            stage,
+            action,
             actor,
             audit_action,
             &format!("rollout/{id}"),
@@ -591,25 +574,17 @@ impl Service {
         } else {
             "rolled_back"
         };
-        tx.add_decision(
-            &r.id,
-            &Decision {
-                at_ms: now,
-                stage_index: r.stage_index,
-                stage: r.plan.stages[r.stage_index].name.clone(),
-                action: action.to_owned(),
-                actor: actor.to_owned(),
-                evidence: detail.clone(),
-            },
-        )
-        .await?;
         let audit_action = if state == RolloutState::Aborted {
             AuditAction::RolloutAborted
         } else {
             AuditAction::Rollback
         };
-        audit_in(
+        let stage = (r.stage_index, r.plan.stages[r.stage_index].name.clone());
+        decide(
             &mut tx,
+            &r.id,
+            stage,
+            action,
             actor,
             audit_action,
             &format!("change/{}", r.change_id),
@@ -711,20 +686,11 @@ impl Service {
             ChangeStatus::RolledBack,
         )
         .await?;
-        tx.add_decision(
-            &r.id,
-            &Decision {
-                at_ms: now,
-                stage_index: r.stage_index,
-                stage: r.plan.stages[r.stage_index].name.clone(),
-                action: "aborted".to_owned(),
-                actor: "engine".to_owned(),
-                evidence: detail.clone(),
-            },
-        )
-        .await?;
-        audit_in(
+        decide(
             &mut tx,
+            &r.id,
+            (r.stage_index, r.plan.stages[r.stage_index].name.clone()),
+            "aborted".to_owned(),
             "engine",
             AuditAction::RolloutAborted,
             &format!("change/{}", r.change_id),
@@ -781,20 +747,11 @@ impl Service {
             &format!("rollout stage {}", r.stage_index + 1),
         )
         .await?;
-        tx.add_decision(
-            &r.id,
-            &Decision {
-                at_ms: now,
-                stage_index: r.stage_index,
-                stage: to.clone(),
-                action: "advanced".to_owned(),
-                actor: "engine".to_owned(),
-                evidence: detail.clone(),
-            },
-        )
-        .await?;
-        audit_in(
+        decide(
             &mut tx,
+            &r.id,
+            (r.stage_index, to.clone()),
+            "advanced".to_owned(),
             "engine",
             AuditAction::RolloutAdvanced,
             &format!("rollout/{}", r.id),
@@ -834,20 +791,11 @@ impl Service {
         tx.put_deployment(&candidate.snapshot, Some(&r.id), "rollout complete")
             .await?;
         tx.mark_verified(r.env, candidate.hash).await?;
-        tx.add_decision(
-            &r.id,
-            &Decision {
-                at_ms: now,
-                stage_index: r.stage_index,
-                stage: r.plan.stages[r.stage_index].name.clone(),
-                action: "succeeded".to_owned(),
-                actor: "engine".to_owned(),
-                evidence: detail.clone(),
-            },
-        )
-        .await?;
-        audit_in(
+        decide(
             &mut tx,
+            &r.id,
+            (r.stage_index, r.plan.stages[r.stage_index].name.clone()),
+            "succeeded".to_owned(),
             "engine",
             AuditAction::RolloutCompleted,
             &format!("change/{}", r.change_id),
@@ -858,6 +806,32 @@ impl Service {
         tracing::info!(rollout = %r.id, hash = %candidate.hash, "rollout succeeded; the candidate is the new LKG");
         Ok(())
     }
+}
+
+/// Inside `tx`: append a decision of rollout `id` at `stage` (index, name), by `actor`, with
+/// `detail` as its evidence, and the audit entry that goes with it.
+#[allow(clippy::too_many_arguments)]
+async fn decide(
+    tx: &mut crate::store::StoreTx,
+    id: &str,
+    stage: (usize, String),
+    action: impl Into<String>,
+    actor: &str,
+    audit: AuditAction,
+    subject: &str,
+    detail: Value,
+) -> Result<()> {
+    let decision = Decision {
+        at_ms: now_ms(),
+        stage_index: stage.0,
+        stage: stage.1,
+        action: action.into(),
+        actor: actor.to_owned(),
+        evidence: detail.clone(),
+    };
+    tx.add_decision(id, &decision).await?;
+    audit_in(tx, actor, audit, subject, detail).await?;
+    Ok(())
 }
 
 /// The snapshot a stage deploys: the baseline config, plus the candidate scoped by the stage.

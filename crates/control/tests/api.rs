@@ -18,6 +18,8 @@ use tower::ServiceExt;
 
 mod support;
 
+use support::example_fleet as fleet;
+
 suite!(
     change_lifecycle,
     approval_matrix,
@@ -33,15 +35,6 @@ suite!(
 );
 
 // ---- fixtures ----
-
-fn fleet() -> Config {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/fleet.yaml"
-    ))
-    .expect("examples/fleet.yaml");
-    rampart_model::load::from_yaml(&text).expect("the example fleet loads")
-}
 
 fn upserts(config: &Config) -> Vec<Edit> {
     config.objects().map(Edit::Upsert).collect()

@@ -12,20 +12,13 @@ use rampart_control::service::Service;
 use rampart_control::store::{Store, TokenKind};
 use rampart_model::Snapshot;
 use rampart_model::change::Edit;
-use rampart_model::config::{Config, Environment};
+use rampart_model::config::Environment;
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
 mod support;
 
-fn fleet() -> Config {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/fleet.yaml"
-    ))
-    .expect("examples/fleet.yaml");
-    rampart_model::load::from_yaml(&text).expect("the example fleet loads")
-}
+use support::example_fleet as fleet;
 
 /// Seed prod with the example fleet at version 1, verified (the LKG).
 async fn seed(store: &Store) {

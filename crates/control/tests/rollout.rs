@@ -6,6 +6,8 @@
 
 mod support;
 
+use support::example_fleet as fleet;
+
 use rampart_control::plan::RolloutConfig;
 use rampart_control::rules::RulesConfig;
 use rampart_control::service::{Service, Submission};
@@ -27,15 +29,6 @@ suite!(
 );
 
 const ENV: Environment = Environment::Prod;
-
-fn fleet() -> Config {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/fleet.yaml"
-    ))
-    .expect("examples/fleet.yaml");
-    rampart_model::load::from_yaml(&text).expect("the example fleet loads")
-}
 
 /// Two stages (10%, then 100%), no soak, 10 samples each, for every risk level.
 fn rollouts() -> RolloutConfig {
@@ -75,21 +68,30 @@ async fn started(url: &str) -> (Service, String, String) {
     store.mark_verified(ENV, snap.hash()).await.unwrap();
     store.put_deployment(&snap, None, "seed").await.unwrap();
     let service = Service::new(store, RulesConfig::default()).with_rollouts(rollouts());
-    let mut banner = fleet()
+    let (change, rollout) = apply_banner(&service, "scheduled maintenance on Sunday").await;
+    (service, change, rollout)
+}
+
+/// Submit and apply a low-risk change of the `confluence-banner` flag's default, on the
+/// environment's current version: the change's id and its rollout's id.
+async fn apply_banner(service: &Service, text: &str) -> (String, String) {
+    let store = service.store();
+    let (config, head) = store.config(ENV).await.unwrap();
+    let mut banner = config
         .flags
         .into_iter()
         .find(|f| f.name == "confluence-banner")
         .unwrap();
-    banner.default = json!("scheduled maintenance on Sunday");
+    banner.default = json!(text);
     let view = service
         .submit(
             "alice",
             Submission {
                 env: ENV,
-                reason: "a banner".into(),
+                reason: format!("banner: {text}"),
                 declared_impact: Default::default(),
                 edits: vec![Edit::Upsert(Object::Flag(banner))],
-                base_version: 1,
+                base_version: head,
             },
         )
         .await
@@ -97,13 +99,8 @@ async fn started(url: &str) -> (Service, String, String) {
     assert_eq!(view.record.risk, rampart_model::Risk::Low);
     let (change, _) = service.apply(&view.record.id, "alice").await.unwrap();
     assert_eq!(change.status, ChangeStatus::RollingOut);
-    let rollout = service
-        .store()
-        .rollout_of_change(&change.id)
-        .await
-        .unwrap()
-        .unwrap();
-    (service, change.id, rollout.id)
+    let rollout = store.rollout_of_change(&change.id).await.unwrap().unwrap();
+    (change.id, rollout.id)
 }
 
 fn now_ms() -> u64 {
@@ -352,35 +349,7 @@ async fn a_local_guard_trip_or_a_nack_rolls_back(url: String) {
         "names the gateway"
     );
     // A NACK of the stage's snapshot fails it too.
-    let store = service.store();
-    let (config, head) = store.config(ENV).await.unwrap();
-    let mut banner = config
-        .flags
-        .iter()
-        .find(|f| f.name == "confluence-banner")
-        .unwrap()
-        .clone();
-    banner.default = json!("again");
-    let view = service
-        .submit(
-            "alice",
-            Submission {
-                env: ENV,
-                reason: "a banner again".into(),
-                declared_impact: Default::default(),
-                edits: vec![Edit::Upsert(Object::Flag(banner))],
-                base_version: head,
-            },
-        )
-        .await
-        .unwrap();
-    service.apply(&view.record.id, "alice").await.unwrap();
-    let second = store
-        .rollout_of_change(&view.record.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    let (_, second) = apply_banner(&service, "again").await;
     let hash = deployed(&service).await;
     report(
         &service,
@@ -520,33 +489,8 @@ async fn a_store_written_before_rollouts_opens_and_rolls_out(url: String) {
     let service = Service::new(store, RulesConfig::default()).with_rollouts(rollouts());
     let deployed = service.deployed_config(ENV).await.unwrap().unwrap();
     assert_eq!(deployed.hash, snap.hash(), "gateways keep what they ran");
-    let mut banner = fleet()
-        .flags
-        .into_iter()
-        .find(|f| f.name == "confluence-banner")
-        .unwrap();
-    banner.default = json!("after the upgrade");
-    let view = service
-        .submit(
-            "alice",
-            Submission {
-                env: ENV,
-                reason: "first change after the upgrade".into(),
-                declared_impact: Default::default(),
-                edits: vec![Edit::Upsert(Object::Flag(banner))],
-                base_version: 1,
-            },
-        )
-        .await
-        .unwrap();
-    let (change, _) = service.apply(&view.record.id, "alice").await.unwrap();
-    assert_eq!(change.status, ChangeStatus::RollingOut);
-    let r = service
-        .store()
-        .rollout_of_change(&change.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let (_, rollout) = apply_banner(&service, "after the upgrade").await;
+    let r = service.store().rollout(&rollout).await.unwrap().unwrap();
     assert_eq!(r.baseline_hash, snap.hash());
     let (_, rollout) = service.store().deployed_hash(ENV).await.unwrap().unwrap();
     assert_eq!(rollout.as_deref(), Some(r.id.as_str()));

@@ -17,6 +17,8 @@ use sqlx::Row;
 
 mod support;
 
+use support::example_fleet as fleet;
+
 suite!(
     migrations_are_idempotent,
     fleet_round_trips_through_apply_and_config,
@@ -35,15 +37,6 @@ suite!(
 );
 
 // ---- fixtures ----
-
-fn fleet() -> Config {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/fleet.yaml"
-    ))
-    .expect("examples/fleet.yaml");
-    rampart_model::load::from_yaml(&text).expect("the example fleet loads")
-}
 
 /// Every object of a config, as upserts.
 fn upserts(config: &Config) -> Vec<Edit> {

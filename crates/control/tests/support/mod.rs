@@ -113,3 +113,13 @@ pub fn instant_rollouts() -> rampart_control::plan::RolloutConfig {
         prod: rules,
     }
 }
+
+/// The example fleet (`examples/fleet.yaml`), the fixture of the control-plane suites.
+pub fn example_fleet() -> rampart_model::Config {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/fleet.yaml"
+    ))
+    .expect("examples/fleet.yaml");
+    rampart_model::load::from_yaml(&text).expect("the example fleet loads")
+}
