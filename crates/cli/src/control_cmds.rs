@@ -702,6 +702,11 @@ pub(crate) fn change_cmd(a: ChangeArgs) -> Result<()> {
                         v["snapshot"]["version"],
                         v["snapshot"]["hash"].as_str().unwrap_or("?")
                     ))?;
+                    if let Some(r) = v["rollout_id"].as_str() {
+                        out(&format!(
+                            "  rolling out: {r}   follow it with: rampart rollout watch {r}"
+                        ))?;
+                    }
                 }
                 (v, false)
             }
