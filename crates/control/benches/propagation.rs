@@ -520,6 +520,7 @@ async fn client(url: String, token: String, i: usize, n: usize) {
                     .as_ref()
                     .map(|(s, _)| s.hash());
                 let report = GatewayReport {
+                    started_ms: None,
                     gateway: identity.clone(),
                     snapshot,
                     at_ms: rampart_gateway::unix_ms(),

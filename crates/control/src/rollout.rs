@@ -45,8 +45,8 @@ use crate::gates::{self, CohortWindow, ShadowWindow, StageWindow, Verdict};
 use crate::impact;
 use crate::service::{Result, Service, ServiceError, audit_in, deployed_record};
 use crate::store::{
-    ChangeRecord, ChangeStatus, Decision, GatewayState, Marks, RolloutRecord, RolloutState,
-    SnapshotRecord, StoreError,
+    ChangeRecord, ChangeStatus, Decision, GatewayState, GatewayWindow, Mark, Marks, RolloutRecord,
+    RolloutState, SnapshotRecord, StoreError,
 };
 
 /// Reports older than this do not count: the gateway is gone or partitioned.
@@ -856,7 +856,8 @@ fn stage_snapshot(r: &RolloutRecord, baseline: &Snapshot, candidate: &Config) ->
 ///
 /// A gateway counts once it runs the stage's snapshot: its first report under that snapshot
 /// becomes its mark (stored with the rollout), so both cohorts are measured over the same
-/// window on the same gateway, from the moment the stage's scope took effect there.
+/// window on the same gateway, from the moment the stage's scope took effect there. A gateway
+/// that restarts (its report's `started_ms` changes) keeps what it counted before.
 fn stage_window(
     r: &mut RolloutRecord,
     stage: &rampart_model::change::StageDef,
@@ -887,28 +888,51 @@ fn stage_window(
         if report.snapshot.is_none_or(|h| h.to_string() != stage_hash) {
             continue;
         }
-        let Some(marks) = r.marks.get(&g.seen.id) else {
-            r.marks.insert(g.seen.id.clone(), report.cohorts.clone());
+        let Some(mark) = r.marks.get_mut(&g.seen.id) else {
+            r.marks.insert(
+                g.seen.id.clone(),
+                Mark {
+                    started_ms: report.started_ms,
+                    cohorts: report.cohorts.clone(),
+                    ..Mark::default()
+                },
+            );
             continue;
         };
+        if mark.started_ms != report.started_ms {
+            // The gateway restarted since its mark: keep what its last process counted, and
+            // count the new one from zero.
+            let last = std::mem::take(&mut mark.last);
+            mark.carried.add(&last);
+            mark.started_ms = report.started_ms;
+            mark.cohorts = Vec::new();
+        }
         counted.push(g.seen.id.clone());
+        let mut now_window = GatewayWindow::default();
         if let Some(base) = cohort(&report.cohorts, None) {
-            let start = cohort(marks, None);
-            w.baseline.add(&CohortWindow::delta(start, base));
+            let start = cohort(&mark.cohorts, None);
+            now_window.baseline = CohortWindow::delta(start, base);
             if let Some(start) = start {
                 reference.add(&CohortWindow::delta(None, start));
             }
         }
         if let Some(cand) = cohort(&report.cohorts, Some(&r.id)) {
-            let start = cohort(marks, Some(&r.id));
-            w.candidate.add(&CohortWindow::delta(start, cand));
-            if cand.guard_tripped {
-                w.guard_trips.push(g.seen.id.clone());
-            }
+            let start = cohort(&mark.cohorts, Some(&r.id));
+            now_window.candidate = CohortWindow::delta(start, cand);
+            now_window.guard_tripped = cand.guard_tripped;
             if let Some(now) = &cand.shadow {
                 let prev = start.and_then(|s| s.shadow.as_ref());
-                shadow.add(&shadow_delta(prev, now));
+                now_window.shadow = shadow_delta(prev, now);
             }
+        }
+        mark.last = now_window.clone();
+        let mut total = mark.carried.clone();
+        total.add(&now_window);
+        w.baseline.add(&total.baseline);
+        w.candidate.add(&total.candidate);
+        shadow.add(&total.shadow);
+        if total.guard_tripped {
+            w.guard_trips.push(g.seen.id.clone());
         }
     }
     w.reference = Some(reference);

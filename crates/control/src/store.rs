@@ -89,7 +89,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 
 mod rollouts;
-pub use rollouts::{Decision, Deployment, GatewayState, Marks, RolloutRecord, RolloutState};
+pub use rollouts::{
+    Decision, Deployment, GatewayState, GatewayWindow, Mark, Marks, RolloutRecord, RolloutState,
+};
 
 /// The embedded migrations, shared by both backends.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -26,6 +26,7 @@ suite!(
     abort_returns_to_the_lkg_and_ends_the_rollout,
     a_store_written_before_rollouts_opens_and_rolls_out,
     a_rollout_superseded_by_another_deployment_ends,
+    a_gateway_restart_keeps_the_evidence_counted_so_far,
 );
 
 const ENV: Environment = Environment::Prod;
@@ -129,6 +130,17 @@ fn cohort(rollout: Option<&str>, requests: u64, errors: u64, tripped: bool) -> C
 
 /// What gateway `gw-1` (cell `a`) reports: the snapshot it runs and its counters.
 async fn report(service: &Service, hash: &str, cohorts: Vec<CohortCounters>, nack: Option<String>) {
+    report_as(service, hash, None, cohorts, nack).await;
+}
+
+/// The same, from the gateway process that started at `started_ms`.
+async fn report_as(
+    service: &Service,
+    hash: &str,
+    started_ms: Option<u64>,
+    cohorts: Vec<CohortCounters>,
+    nack: Option<String>,
+) {
     let store = service.store();
     store
         .upsert_gateway(&GatewaySeen {
@@ -146,6 +158,7 @@ async fn report(service: &Service, hash: &str, cohorts: Vec<CohortCounters>, nac
         .put_report(
             ENV,
             &GatewayReport {
+                started_ms,
                 gateway: GatewayIdentity {
                     id: "gw-1".into(),
                     cell: "a".into(),
@@ -520,4 +533,54 @@ async fn a_rollout_superseded_by_another_deployment_ends(url: String) {
         "nothing redeployed"
     );
     assert!(service.active_rollout(ENV).await.unwrap().is_none());
+}
+
+/// A gateway that restarts mid-stage starts its counters from zero; what its earlier process
+/// counted in the stage still counts: 10 failed requests before the restart and 10 after fail
+/// the error gate (20 is its minimum), where either half alone would not.
+async fn a_gateway_restart_keeps_the_evidence_counted_so_far(url: String) {
+    let (service, _, id) = started(&url).await;
+    let hash = deployed(&service).await;
+    let (first, second) = (Some(1_000), Some(2_000));
+    report_as(
+        &service,
+        &hash,
+        first,
+        vec![cohort(None, 500, 0, false)],
+        None,
+    )
+    .await;
+    step(&service, &id).await;
+    report_as(
+        &service,
+        &hash,
+        first,
+        vec![
+            cohort(None, 590, 0, false),
+            cohort(Some(&id), 10, 10, false),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        step(&service, &id).await,
+        RolloutState::Running,
+        "10 is not enough"
+    );
+    // Restarted: counters from zero.
+    report_as(
+        &service,
+        &hash,
+        second,
+        vec![cohort(None, 90, 0, false), cohort(Some(&id), 10, 10, false)],
+        None,
+    )
+    .await;
+    assert_eq!(step(&service, &id).await, RolloutState::RolledBack);
+    let r = service.rollout_view(&id).await.unwrap();
+    let reason = r.record.reason.unwrap();
+    assert!(
+        reason.contains("(20/20)"),
+        "both processes' failures count: {reason}"
+    );
 }

@@ -75,6 +75,8 @@ pub struct Shared {
     pub limiter: RateLimiter,
     pub metrics: Metrics,
     pub started: Instant,
+    /// The same instant, in ms since the Unix epoch, as reports carry it.
+    started_ms: u64,
     last_nack: Mutex<Option<ConfigAck>>,
     /// Serializes swaps; requests never take it.
     swap_lock: Mutex<()>,
@@ -95,6 +97,7 @@ impl Shared {
             limiter: RateLimiter::default(),
             metrics: Metrics::default(),
             started: Instant::now(),
+            started_ms: crate::unix_ms(),
             last_nack: Mutex::new(None),
             swap_lock: Mutex::new(()),
         }
@@ -179,6 +182,7 @@ impl Shared {
             gateway: self.identity.clone(),
             snapshot: self.current().map(|a| a.snapshot.hash()),
             at_ms: crate::unix_ms(),
+            started_ms: Some(self.started_ms),
             cohorts: self.stats.counters(),
             last_nack: self
                 .last_nack

@@ -32,6 +32,10 @@ pub struct GatewayReport {
     pub snapshot: Option<ContentHash>,
     /// Milliseconds since the Unix epoch when the report was taken.
     pub at_ms: u64,
+    /// When this gateway process started (ms since the Unix epoch): counters restart from zero
+    /// with the process, and readers that diff reports use this to tell a restart apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
     pub cohorts: Vec<CohortCounters>,
     /// The last snapshot it refused, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

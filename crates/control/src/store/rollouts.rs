@@ -14,7 +14,9 @@ use std::str::FromStr;
 
 use rampart_model::change::RolloutPlan;
 use rampart_model::config::Environment;
-use rampart_model::wire::{CohortCounters, GatewayReport};
+use rampart_model::wire::{CohortCounters, GatewayReport, ImpactCounts};
+
+use crate::gates::CohortWindow;
 use rampart_model::{ContentHash, Risk, Snapshot};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
@@ -78,9 +80,44 @@ impl FromStr for RolloutState {
     }
 }
 
-/// Cumulative counters of each gateway when a stage started, by gateway id: the gates judge
-/// what changed since.
-pub type Marks = BTreeMap<String, Vec<CohortCounters>>;
+/// Where each gateway's part of a stage's window starts, by gateway id.
+pub type Marks = BTreeMap<String, Mark>;
+
+/// Where one gateway's part of a stage's window starts: its cumulative counters in its first
+/// report under the stage, and what earlier processes of it counted in this stage (a gateway
+/// that restarts starts its counters from zero; its evidence so far is carried, not lost).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mark {
+    /// The process the counters belong to ([`GatewayReport::started_ms`]).
+    #[serde(default)]
+    pub started_ms: Option<u64>,
+    /// Its cumulative counters at the start of its window; empty: from zero.
+    pub cohorts: Vec<CohortCounters>,
+    /// What earlier processes of this gateway counted in this stage, added together.
+    #[serde(default)]
+    pub carried: GatewayWindow,
+    /// What this process had counted at the last look: carried over if it restarts.
+    #[serde(default)]
+    pub last: GatewayWindow,
+}
+
+/// One gateway's counts over (part of) a stage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayWindow {
+    pub baseline: CohortWindow,
+    pub candidate: CohortWindow,
+    pub shadow: ImpactCounts,
+    pub guard_tripped: bool,
+}
+
+impl GatewayWindow {
+    pub fn add(&mut self, other: &GatewayWindow) {
+        self.baseline.add(&other.baseline);
+        self.candidate.add(&other.candidate);
+        self.shadow.add(&other.shadow);
+        self.guard_tripped |= other.guard_tripped;
+    }
+}
 
 /// A stored rollout.
 #[derive(Debug, Clone, PartialEq, Serialize)]
