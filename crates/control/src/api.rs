@@ -316,8 +316,8 @@ pub fn router(store: Store, rules: RulesConfig) -> Router {
     router_with(Service::new(store, rules))
 }
 
-/// How often each replica checks for deployments it did not make itself (another replica's;
-/// its own rollout driver wakes it at once).
+/// How often each replica checks for deployments it did not make itself, as a fallback: its
+/// own rollout driver wakes it at once, and with PostgreSQL so does a NOTIFY from the others.
 pub const PUBLISH_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Check for new deployments every [`PUBLISH_POLL`] and stream them; runs until the state is
@@ -346,6 +346,49 @@ fn spawn_publisher(state: &Arc<AppState>) {
     });
 }
 
+/// With PostgreSQL, LISTEN for deployments other replicas make, and wake this replica's
+/// publisher at once (the poll stays as the fallback). Reconnects after errors; ends when the
+/// state is dropped.
+fn spawn_listener(state: &Arc<AppState>) {
+    let Some(url) = state.service.store().pg_url().map(str::to_owned) else {
+        return;
+    };
+    let weak = Arc::downgrade(state);
+    tokio::spawn(async move {
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect(&url).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot LISTEN for deployments; polling meanwhile");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    if weak.strong_count() == 0 {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(crate::store::DEPLOYED_CHANNEL).await {
+                tracing::warn!(error = %e, "cannot LISTEN for deployments; polling meanwhile");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+            loop {
+                let got =
+                    tokio::time::timeout(std::time::Duration::from_secs(1), listener.recv()).await;
+                let Some(state) = weak.upgrade() else { return };
+                match got {
+                    Ok(Ok(_)) => state.service.deployed().notify_one(),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "LISTEN for deployments failed; reconnecting");
+                        break;
+                    }
+                    Err(_) => {} // no deployment this second
+                }
+            }
+        }
+    });
+}
+
 /// The admin API over a service.
 pub fn router_with(service: Service) -> Router {
     let state = Arc::new(AppState {
@@ -353,6 +396,7 @@ pub fn router_with(service: Service) -> Router {
         snapshots: std::array::from_fn(|_| tokio::sync::watch::Sender::new(None)),
     });
     spawn_publisher(&state);
+    spawn_listener(&state);
     Router::new()
         .route("/v1/envs/{env}/rollouts", get(list_rollouts))
         .route("/v1/rollouts/{id}", get(get_rollout))

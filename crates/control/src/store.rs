@@ -107,6 +107,10 @@ const SQLITE_PRAGMAS: &[&str] = &[
 /// The `prev_hash` of the first audit row.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// The PostgreSQL channel every deployment is announced on (payload: the environment), in the
+/// deploying transaction, so other replicas stream it at once.
+pub const DEPLOYED_CHANNEL: &str = "rampart_deployments";
+
 /// The prefix of every token secret.
 pub const TOKEN_PREFIX: &str = "rpt_";
 
@@ -391,6 +395,8 @@ pub struct AuditRow {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The PostgreSQL URL, for what needs a connection of its own (LISTEN).
+    pg_url: Option<String>,
 }
 
 impl Store {
@@ -427,11 +433,18 @@ impl Store {
         Ok(Store {
             pool,
             backend: target.backend,
+            pg_url: (target.backend == Backend::Postgres).then(|| target.url.clone()),
         })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The PostgreSQL URL this store connected with (None on SQLite): replicas LISTEN on it
+    /// for deployments made elsewhere (see [`DEPLOYED_CHANNEL`]).
+    pub fn pg_url(&self) -> Option<&str> {
+        self.pg_url.as_deref()
     }
 
     /// The connection pool, for what the store does not wrap (advisory locks, LISTEN/NOTIFY,
@@ -451,7 +464,11 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(StoreTx { tx, failed: false })
+        Ok(StoreTx {
+            tx,
+            failed: false,
+            backend: self.backend,
+        })
     }
 
     // ---- environments and objects ----
@@ -815,6 +832,7 @@ impl Store {
 pub struct StoreTx {
     tx: Transaction<'static, Any>,
     failed: bool,
+    backend: Backend,
 }
 
 impl fmt::Debug for StoreTx {

@@ -27,6 +27,7 @@ suite!(
     a_store_written_before_rollouts_opens_and_rolls_out,
     a_rollout_superseded_by_another_deployment_ends,
     a_gateway_restart_keeps_the_evidence_counted_so_far,
+    a_deployment_is_announced_to_other_replicas,
 );
 
 const ENV: Environment = Environment::Prod;
@@ -583,4 +584,25 @@ async fn a_gateway_restart_keeps_the_evidence_counted_so_far(url: String) {
         reason.contains("(20/20)"),
         "both processes' failures count: {reason}"
     );
+}
+
+/// With PostgreSQL every deployment is announced (NOTIFY, at commit) on
+/// `rampart_deployments`, so other replicas stream it at once; SQLite has one process.
+async fn a_deployment_is_announced_to_other_replicas(url: String) {
+    let store = Store::connect(&url).await.unwrap();
+    let Some(pg) = store.pg_url().map(str::to_owned) else {
+        return;
+    };
+    let mut listener = sqlx::postgres::PgListener::connect(&pg).await.unwrap();
+    listener
+        .listen(rampart_control::store::DEPLOYED_CHANNEL)
+        .await
+        .unwrap();
+    let snap = Snapshot::new(fleet(), Vec::new());
+    store.put_deployment(&snap, None, "test").await.unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+        .await
+        .expect("announced within 5 s")
+        .unwrap();
+    assert_eq!(n.payload(), "prod");
 }

@@ -447,7 +447,20 @@ impl StoreTx {
         cause: &str,
     ) -> Result<u64> {
         let res = put_deployment(&mut self.tx, snapshot, rollout_id, cause).await;
-        self.track(res)
+        let seq = self.track(res)?;
+        if self.backend == super::Backend::Postgres {
+            // Delivered at commit, to every replica listening.
+            // The payload is one of three fixed names: no quoting to get wrong.
+            let env = snapshot.config().environment;
+            let notify = format!("NOTIFY {}, '{}'", super::DEPLOYED_CHANNEL, env.as_str());
+            let res = sqlx::query(&notify)
+                .execute(&mut *self.tx)
+                .await
+                .map(|_| ())
+                .map_err(StoreError::from);
+            self.track(res)?;
+        }
+        Ok(seq)
     }
 
     /// See [`Store::set_change_impact`].
