@@ -269,7 +269,10 @@ impl Service {
                 });
             }
         }
-        let gateways = self.store().gateway_states(env).await?;
+        let gateways = self
+            .store()
+            .gateway_states(env, now_ms().saturating_sub(FRESH_REPORT_MS))
+            .await?;
         let canary = rules
             .canary_cell
             .clone()
@@ -601,7 +604,10 @@ impl Service {
     pub async fn step_rollout(&self, mut r: RolloutRecord) -> Result<bool> {
         let now = now_ms();
         let stage = r.plan.stages[r.stage_index].clone();
-        let gateways = self.store().gateway_states(r.env).await?;
+        let gateways = self
+            .store()
+            .gateway_states(r.env, now.saturating_sub(FRESH_REPORT_MS))
+            .await?;
         let hashes = self.store().rollout_hashes(&r.id).await?;
         let (declared, declares_impact) = self.change_declared(&r.change_id).await?;
         let stage_hash = match self.store().deployed_hash(r.env).await? {

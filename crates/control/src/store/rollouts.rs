@@ -677,22 +677,29 @@ impl Store {
         Ok(())
     }
 
-    /// Every gateway of `env` with its last report.
-    pub async fn gateway_states(&self, env: Environment) -> Result<Vec<GatewayState>> {
+    /// Every gateway of `env`, with its last report if it was seen at or after `since_ms`
+    /// (reports of gateways gone quiet are not read: the gates ignore them anyway).
+    pub async fn gateway_states(
+        &self,
+        env: Environment,
+        since_ms: u64,
+    ) -> Result<Vec<GatewayState>> {
         let seen = self.gateways(env).await?;
-        let rows = sqlx::query("SELECT id, report FROM gateways WHERE env = $1")
-            .bind(env.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, report FROM gateways WHERE env = $1 AND last_seen_ms >= $2 \
+             AND report IS NOT NULL",
+        )
+        .bind(env.as_str())
+        .bind(arg_i64(since_ms, "since_ms")?)
+        .fetch_all(&self.pool)
+        .await?;
         let mut reports = BTreeMap::new();
         for r in &rows {
             let id: String = r.try_get("id")?;
-            let report: Option<String> = r.try_get("report")?;
-            if let Some(text) = report {
-                let parsed: GatewayReport = serde_json::from_str(&text)
-                    .map_err(|e| corrupt(format!("report of gateway {id}"), e))?;
-                reports.insert(id, parsed);
-            }
+            let text: String = r.try_get("report")?;
+            let parsed: GatewayReport = serde_json::from_str(&text)
+                .map_err(|e| corrupt(format!("report of gateway {id}"), e))?;
+            reports.insert(id, parsed);
         }
         Ok(seen
             .into_iter()
