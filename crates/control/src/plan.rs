@@ -8,7 +8,11 @@
 //! | high | shadow → 1% of the canary cell → the canary cell → 10% → 50% → 100% (600 s; policies 900 s) |
 //! | critical | as high, 1800 s |
 //!
-//! Every durations and threshold comes from [`RolloutRules`], so tests and drills can run the
+//! A change that turns a switch on (a boolean flag's default from false to true: a "kill
+//! switch" is still a change) starts with a fast canary, 1% of requests for 30 s, before its
+//! risk's default stages.
+//!
+//! Every duration and threshold comes from [`RolloutRules`], so tests and drills can run the
 //! real plan in seconds; the defaults are the real minutes. A stage ends when both its minimum
 //! soak time and its minimum sample count are reached with every gate passing (see
 //! [`crate::gates`]). `plans` replaces the default stages of a risk level outright.
@@ -117,6 +121,9 @@ pub struct RolloutRules {
     pub impact: ImpactRules,
     /// A shadow stage fails when its measured changed share exceeds the declared one by more.
     pub shadow_max_excess_percent: f64,
+    /// Soak of the fast canary (1% of requests) a change that turns a switch on starts with:
+    /// a kill switch is still a change.
+    pub switch_canary_secs: u64,
     /// Explicit stages by risk, replacing the defaults.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub plans: BTreeMap<Risk, Vec<StageDef>>,
@@ -145,6 +152,7 @@ impl Default for RolloutRules {
             traffic_floor: 0.5,
             impact: ImpactRules::default(),
             shadow_max_excess_percent: 1.0,
+            switch_canary_secs: 30,
             plans: BTreeMap::new(),
         }
     }
@@ -334,6 +342,34 @@ impl RolloutRules {
     }
 }
 
+impl RolloutRules {
+    /// The plan of a change that turns a switch on (a boolean flag's default from false to
+    /// true): DESIGN's fast canary, 1% of requests for `switch_canary_secs`, before `plan`,
+    /// unless `plan` already starts at 1% or less, or in shadow.
+    pub fn with_switch_canary(&self, mut plan: RolloutPlan) -> RolloutPlan {
+        let Some(first) = plan.stages.first() else {
+            return plan;
+        };
+        if first.shadow || first.scope.percent <= 1.0 {
+            return plan;
+        }
+        let canary = StageDef {
+            name: "switch canary 1%".to_owned(),
+            scope: StageScope {
+                cells: first.scope.cells.clone(),
+                gateways: first.scope.gateways.clone(),
+                percent: 1.0,
+            },
+            shadow: false,
+            min_soak_secs: self.switch_canary_secs,
+            min_samples: first.min_samples,
+            gates: first.gates.clone(),
+        };
+        plan.stages.insert(0, canary);
+        plan
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,6 +396,19 @@ mod tests {
             1800
         );
         r.check("rollouts.prod").unwrap();
+    }
+
+    #[test]
+    fn a_switch_turned_on_starts_with_a_fast_canary() {
+        let r = RolloutRules::default();
+        let low = r.with_switch_canary(r.plan(Risk::Low, false, None));
+        let pcts: Vec<f64> = low.stages.iter().map(|s| s.scope.percent).collect();
+        assert_eq!(pcts, [1.0, 100.0]);
+        assert_eq!(low.stages[0].min_soak_secs, 30);
+        assert_eq!(low.stages[0].gates, low.stages[1].gates);
+        // A plan that already starts small, or in shadow, is left alone.
+        let high = r.plan(Risk::High, false, Some("a"));
+        assert_eq!(r.with_switch_canary(high.clone()), high);
     }
 
     #[test]

@@ -118,6 +118,22 @@ fn stale(record: &ChangeRecord, head: u64) -> ServiceError {
     }
 }
 
+/// Whether a change turns a switch on: a boolean flag whose default goes from false (or from
+/// not existing) to true. Such a "kill switch" is still a change, and takes a fast canary.
+fn turns_a_switch_on(change: &Change, current: &Config) -> bool {
+    change.edits.iter().any(|e| match e {
+        Edit::Upsert(Object::Flag(f)) => {
+            f.default == serde_json::Value::Bool(true)
+                && current
+                    .flags
+                    .iter()
+                    .find(|c| c.name == f.name)
+                    .is_none_or(|c| c.default != serde_json::Value::Bool(true))
+        }
+        _ => false,
+    })
+}
+
 /// Whether a change touches a policy, directly or through a flag bound to a policy field:
 /// such changes soak longer.
 fn touches_policy(change: &Change, candidate: &Config) -> bool {
@@ -277,11 +293,16 @@ impl Service {
             .canary_cell
             .clone()
             .or_else(|| gateways.iter().map(|g| g.seen.cell.clone()).min());
-        let plan = rules.plan(
+        let mut plan = rules.plan(
             record.risk,
             touches_policy(&record.change, &candidate_config),
             canary.as_deref(),
         );
+        // An explicit plan is taken as written; the default ones give a switch turned on its
+        // fast canary.
+        if !rules.plans.contains_key(&record.risk) && turns_a_switch_on(&record.change, &current) {
+            plan = rules.with_switch_canary(plan);
+        }
         let id = crate::store::new_id("rol")?;
         let now = now_ms();
         let mut tx = self.store().begin().await?;
@@ -1054,5 +1075,70 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fleet() -> Config {
+        rampart_model::load::from_yaml(include_str!("../../../examples/fleet.yaml")).unwrap()
+    }
+
+    fn change(edits: Vec<Edit>) -> Change {
+        Change {
+            environment: Environment::Prod,
+            author: "alice".into(),
+            reason: "test".into(),
+            declared_impact: Default::default(),
+            edits,
+        }
+    }
+
+    fn flag(name: &str, default: serde_json::Value) -> Edit {
+        let mut f = fleet().flags.into_iter().find(|f| f.name == name).unwrap();
+        f.default = default;
+        Edit::Upsert(Object::Flag(f))
+    }
+
+    #[test]
+    fn turning_a_boolean_flag_on_is_a_switch() {
+        let current = fleet();
+        assert!(turns_a_switch_on(
+            &change(vec![flag("jira-maintenance", json!(true))]),
+            &current
+        ));
+        // Off, unchanged, or not a boolean: not a switch turned on.
+        assert!(!turns_a_switch_on(
+            &change(vec![flag("jira-maintenance", json!(false))]),
+            &current
+        ));
+        assert!(!turns_a_switch_on(
+            &change(vec![flag("confluence-banner", json!("hello"))]),
+            &current
+        ));
+        let mut on = current.clone();
+        on.flags
+            .iter_mut()
+            .find(|f| f.name == "jira-maintenance")
+            .unwrap()
+            .default = json!(true);
+        assert!(!turns_a_switch_on(
+            &change(vec![flag("jira-maintenance", json!(true))]),
+            &on
+        ));
+    }
+
+    #[test]
+    fn a_flag_bound_to_a_policy_field_touches_the_policy() {
+        let current = fleet();
+        let c = change(vec![flag("maintenance-status", json!(500))]);
+        assert!(
+            touches_policy(&c, &current),
+            "bound to jira-maintenance-page"
+        );
+        let c = change(vec![flag("search-rollout", json!({ "backend": "new" }))]);
+        assert!(!touches_policy(&c, &current), "no policy field reads it");
     }
 }
