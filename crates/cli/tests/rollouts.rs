@@ -275,6 +275,18 @@ impl Api {
         v["id"].as_str().unwrap().to_owned()
     }
 
+    /// Submit a change (declaring no impact) and apply it: the change's id and its rollout's.
+    async fn start(&self, reason: &str, edits: Value) -> (String, String) {
+        let id = self.submit(reason, edits, 0.0).await;
+        let (s, v) = self.apply(&id).await;
+        assert_eq!(s, 200, "{v}");
+        let rollout = v["rollout_id"]
+            .as_str()
+            .expect("a rollout started")
+            .to_owned();
+        (id, rollout)
+    }
+
     async fn apply(&self, id: &str) -> (u16, Value) {
         self.call(
             reqwest::Method::POST,
@@ -500,6 +512,26 @@ impl Fleet {
         tokio::time::sleep(Duration::from_secs(7)).await;
     }
 
+    /// The snapshot hash each gateway runs.
+    async fn running(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for g in &self.gateways {
+            out.push(running(g).await);
+        }
+        out
+    }
+
+    /// Wait (10 s at most) until every gateway runs `hash`.
+    async fn wait_all_on(&self, hash: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for g in &self.gateways {
+            while running(g).await != hash {
+                assert!(Instant::now() < deadline, "{} never ran {hash}", g.log());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
     fn logs(&self) -> String {
         let mut out = String::new();
         for c in &self.controls {
@@ -543,6 +575,17 @@ fn cli(api: &Api, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// A gate's result in the evidence of a rollout's rollback (its second decision).
+fn failed_stage_gate(rollout: &Value, gate: &str) -> Value {
+    rollout["decisions"][1]["evidence"]["evidence"]["gates"]
+        .as_array()
+        .expect("the rollback's gates")
+        .iter()
+        .find(|g| g["gate"] == gate)
+        .unwrap_or_else(|| panic!("no {gate} gate in {rollout:#}"))
+        .clone()
+}
+
 fn actions(rollout: &Value) -> Vec<String> {
     rollout["decisions"]
         .as_array()
@@ -581,10 +624,7 @@ async fn the_impact_test_blocks_the_incident_change() {
     .await;
     let load = Load::start(&fleet.proxies(), 50, 60);
     fleet.warm_up().await;
-    let mut before = Vec::new();
-    for g in &fleet.gateways {
-        before.push(running(g).await);
-    }
+    let before = fleet.running().await;
     let id = fleet
         .api
         .submit("the incident's value", erroneous_flag(), 0.0)
@@ -620,11 +660,7 @@ async fn the_impact_test_blocks_the_incident_change() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("BLOCKED"), "{text}");
-    let mut after = Vec::new();
-    for g in &fleet.gateways {
-        after.push(running(g).await);
-    }
-    assert_eq!(before, after, "no gateway saw the change");
+    assert_eq!(before, fleet.running().await, "no gateway saw the change");
     let (_, failed) = load.stop().await;
     assert_eq!(failed, 0);
 }
@@ -650,13 +686,10 @@ async fn the_incident_change_is_rolled_back_at_its_first_stage() {
     fleet.warm_up().await;
     let (_, failed_before) = load.counts();
     assert_eq!(failed_before, 0, "the baseline serves cleanly");
-    let id = fleet
+    let (id, rollout_id) = fleet
         .api
-        .submit("the incident's value", erroneous_flag(), 0.0)
+        .start("the incident's value", erroneous_flag())
         .await;
-    let (s, v) = fleet.api.apply(&id).await;
-    assert_eq!(s, 200, "{v}");
-    let rollout_id = v["rollout_id"].as_str().unwrap().to_owned();
     let r = fleet
         .api
         .wait_rollout(&rollout_id, &["rolled_back"], 60)
@@ -684,13 +717,7 @@ async fn the_incident_change_is_rolled_back_at_its_first_stage() {
         .as_str()
         .unwrap()
         .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for g in &fleet.gateways {
-        while running(g).await != back {
-            assert!(Instant::now() < deadline, "{} never went back", g.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    fleet.wait_all_on(&back).await;
     let (sent, failed) = load.stop().await;
     let candidate_rate = 0.05 * (rate * 3) as f64;
     let bound = 20.0 + candidate_rate * (1.0 + 0.1 + 0.2 + 1.0 + 1.2);
@@ -738,28 +765,19 @@ async fn a_traffic_collapse_is_caught_by_the_floor() {
         "match": { "host": HOST, "path": { "prefix": "/" } },
         "upstream": "shop-void", "policies": ["shop-edge"],
     } } }]);
-    let id = fleet
-        .api
-        .submit("move the shop to new hosts", hang, 0.0)
-        .await;
-    let (s, v) = fleet.api.apply(&id).await;
-    assert_eq!(s, 200, "{v}");
+    let (_, rollout_id) = fleet.api.start("move the shop to new hosts", hang).await;
     let r = fleet
         .api
-        .wait_rollout(v["rollout_id"].as_str().unwrap(), &["rolled_back"], 60)
+        .wait_rollout(&rollout_id, &["rolled_back"], 60)
         .await;
     let reason = r["reason"].as_str().unwrap();
     assert!(
         reason.contains("expected"),
         "the traffic floor failed it: {reason}"
     );
-    let gates = r["decisions"][1]["evidence"]["evidence"]["gates"]
-        .as_array()
-        .unwrap()
-        .clone();
-    let floor = gates.iter().find(|g| g["gate"] == "traffic_floor").unwrap();
+    let floor = failed_stage_gate(&r, "traffic_floor");
     assert_eq!(floor["verdict"], "fail", "{floor}");
-    let error = gates.iter().find(|g| g["gate"] == "error_rate").unwrap();
+    let error = failed_stage_gate(&r, "error_rate");
     assert_ne!(
         error["verdict"], "fail",
         "hung requests report no errors: {error}"
@@ -781,13 +799,7 @@ async fn a_healthy_change_passes_every_stage_and_becomes_the_lkg() {
     let fleet = Fleet::start(stages, true).await;
     let load = Load::start(&fleet.proxies(), 60, 120);
     fleet.warm_up().await;
-    let id = fleet
-        .api
-        .submit("a response header", healthy_edit(), 0.0)
-        .await;
-    let (s, v) = fleet.api.apply(&id).await;
-    assert_eq!(s, 200, "{v}");
-    let rollout_id = v["rollout_id"].as_str().unwrap().to_owned();
+    let (id, rollout_id) = fleet.api.start("a response header", healthy_edit()).await;
     // `rampart rollout watch` follows it to the end (plain lines: no terminal here), exit 0.
     let watch = {
         let (api, id) = (fleet.api.clone(), rollout_id.clone());
@@ -821,12 +833,8 @@ async fn a_healthy_change_passes_every_stage_and_becomes_the_lkg() {
     );
     // Every gateway runs the candidate alone, and answers with the new header.
     let candidate = r["candidate_hash"].as_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    fleet.wait_all_on(candidate).await;
     for g in &fleet.gateways {
-        while running(g).await != candidate {
-            assert!(Instant::now() < deadline);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let resp = reqwest::Client::new()
             .get(g.url("/x"))
             .header("host", HOST)
@@ -862,19 +870,10 @@ async fn no_data_by_the_deadline_fails_the_gate() {
     let fleet = Fleet::start(json!([empty, stage("100%", &[], 100.0, 1, 10)]), false).await;
     let load = Load::start(&fleet.proxies(), 30, 60);
     fleet.warm_up().await;
-    let id = fleet
-        .api
-        .submit("a response header", healthy_edit(), 0.0)
-        .await;
-    let (s, v) = fleet.api.apply(&id).await;
-    assert_eq!(s, 200, "{v}");
+    let (_, rollout_id) = fleet.api.start("a response header", healthy_edit()).await;
     let r = fleet
         .api
-        .wait_rollout(
-            v["rollout_id"].as_str().unwrap(),
-            &["rolled_back", "succeeded"],
-            30,
-        )
+        .wait_rollout(&rollout_id, &["rolled_back", "succeeded"], 30)
         .await;
     assert_eq!(r["state"], "rolled_back", "{r:#}");
     assert!(
@@ -899,13 +898,7 @@ async fn a_control_plane_killed_mid_stage_resumes() {
     let mut fleet = Fleet::start(stages, false).await;
     let load = Load::start(&fleet.proxies(), 60, 120);
     fleet.warm_up().await;
-    let id = fleet
-        .api
-        .submit("a response header", healthy_edit(), 0.0)
-        .await;
-    let (s, v) = fleet.api.apply(&id).await;
-    assert_eq!(s, 200, "{v}");
-    let rollout_id = v["rollout_id"].as_str().unwrap().to_owned();
+    let (_, rollout_id) = fleet.api.start("a response header", healthy_edit()).await;
     // Mid-stage: some soak done, not all.
     let deadline = Instant::now() + Duration::from_secs(30);
     let before = loop {
@@ -984,13 +977,7 @@ async fn with_two_postgres_replicas_the_survivor_takes_over() {
     );
     let load = Load::start(&fleet.proxies(), 60, 120);
     fleet.warm_up().await;
-    let id = fleet
-        .api
-        .submit("a response header", healthy_edit(), 0.0)
-        .await;
-    let (s, v) = fleet.api.apply(&id).await;
-    assert_eq!(s, 200, "{v}");
-    let rollout_id = v["rollout_id"].as_str().unwrap().to_owned();
+    let (_, rollout_id) = fleet.api.start("a response header", healthy_edit()).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     fleet.controls[0].kill();
     let r = fleet
@@ -1037,45 +1024,26 @@ async fn a_shadow_stage_judges_the_candidate_without_serving_it() {
     let fleet = Fleet::start(json!([shadow, stage("100%", &[], 100.0, 2, 20)]), false).await;
     let load = Load::start(&fleet.proxies(), 60, 120);
     fleet.warm_up().await;
-    let id = fleet
+    let (_, rollout_id) = fleet
         .api
-        .submit("the incident's value", erroneous_flag(), 0.0)
+        .start("the incident's value", erroneous_flag())
         .await;
-    let (s, v) = fleet.api.apply(&id).await;
-    assert_eq!(s, 200, "{v}");
     let r = fleet
         .api
-        .wait_rollout(
-            v["rollout_id"].as_str().unwrap(),
-            &["rolled_back", "succeeded"],
-            60,
-        )
+        .wait_rollout(&rollout_id, &["rolled_back", "succeeded"], 60)
         .await;
     assert_eq!(r["state"], "rolled_back", "{r:#}");
     assert_eq!(r["stage_index"], 0, "caught in the shadow stage");
-    let gates = r["decisions"][1]["evidence"]["evidence"]["gates"]
-        .as_array()
-        .unwrap()
-        .clone();
-    let diff = gates.iter().find(|g| g["gate"] == "shadow_diff").unwrap();
+    let diff = failed_stage_gate(&r, "shadow_diff");
     assert_eq!(diff["verdict"], "fail", "{diff}");
     assert!(diff["value"].as_f64().unwrap() > 90.0, "{diff}");
     let (_, failed) = load.counts();
     assert_eq!(failed, 0, "the shadowed candidate served nothing");
     // A harmless change passes its shadow stage and then serves.
-    let id = fleet
-        .api
-        .submit("a response header", healthy_edit(), 0.0)
-        .await;
-    let (s, v) = fleet.api.apply(&id).await;
-    assert_eq!(s, 200, "{v}");
+    let (_, rollout_id) = fleet.api.start("a response header", healthy_edit()).await;
     let r = fleet
         .api
-        .wait_rollout(
-            v["rollout_id"].as_str().unwrap(),
-            &["rolled_back", "succeeded"],
-            60,
-        )
+        .wait_rollout(&rollout_id, &["rolled_back", "succeeded"], 60)
         .await;
     assert_eq!(r["state"], "succeeded", "{r:#}");
     let (_, failed) = load.stop().await;
@@ -1097,29 +1065,16 @@ async fn a_change_that_denies_everyone_is_caught_by_the_deny_gate() {
     .await;
     let load = Load::start(&fleet.proxies(), 100, 90);
     fleet.warm_up().await;
-    let id = fleet
-        .api
-        .submit("a maintenance page", deny_everyone(), 0.0)
-        .await;
-    let (s, v) = fleet.api.apply(&id).await;
-    assert_eq!(s, 200, "{v}");
+    let (_, rollout_id) = fleet.api.start("a maintenance page", deny_everyone()).await;
     let r = fleet
         .api
-        .wait_rollout(
-            v["rollout_id"].as_str().unwrap(),
-            &["rolled_back", "succeeded"],
-            60,
-        )
+        .wait_rollout(&rollout_id, &["rolled_back", "succeeded"], 60)
         .await;
     assert_eq!(r["state"], "rolled_back", "{r:#}");
     assert_eq!(r["stage_index"], 0);
-    let gates = r["decisions"][1]["evidence"]["evidence"]["gates"]
-        .as_array()
-        .unwrap()
-        .clone();
-    let deny = gates.iter().find(|g| g["gate"] == "deny_rate").unwrap();
+    let deny = failed_stage_gate(&r, "deny_rate");
     assert_eq!(deny["verdict"], "fail", "{deny}");
-    let error = gates.iter().find(|g| g["gate"] == "error_rate").unwrap();
+    let error = failed_stage_gate(&r, "error_rate");
     assert_ne!(error["verdict"], "fail", "403s are no errors: {error}");
     let (_, failed) = load.stop().await;
     assert_eq!(failed, 0, "no 5xx: the clients saw 403s");
