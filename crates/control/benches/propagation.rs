@@ -523,7 +523,7 @@ async fn client(url: String, token: String, i: usize, n: usize) {
                     started_ms: None,
                     gateway: identity.clone(),
                     snapshot,
-                    at_ms: rampart_gateway::unix_ms(),
+                    at_ms: rampart_model::clock::unix_ms(),
                     cohorts: Vec::new(),
                     last_nack: None,
                 };

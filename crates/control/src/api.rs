@@ -42,6 +42,7 @@
 //! The OpenAPI document is generated with utoipa ([`ApiDoc`]) and served at `/openapi.json`,
 //! the one endpoint without a token: it describes the API and holds no data.
 
+use rampart_model::clock::unix_ms;
 use std::sync::Arc;
 
 use axum::Router;
@@ -1067,15 +1068,9 @@ fn seen(env: Environment, q: &GatewayQuery) -> GatewaySeen {
         cell: q.cell.clone(),
         version: q.version.clone(),
         hash: None,
-        last_seen_ms: now_ms(),
+        last_seen_ms: unix_ms(),
         last_nack: None,
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[utoipa::path(
@@ -1195,7 +1190,7 @@ async fn gateway_report(
         cell: report.gateway.cell.clone(),
         version: report.gateway.version.to_string(),
         hash: report.snapshot.map(|h| h.to_string()),
-        last_seen_ms: now_ms(),
+        last_seen_ms: unix_ms(),
         last_nack: match &report.last_nack {
             Some(rampart_model::wire::ConfigAck::Nack { hash, reason }) => {
                 Some(format!("{hash}: {reason}"))

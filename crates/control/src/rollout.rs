@@ -30,6 +30,7 @@
 //! its connection closes, the lock is released, and another replica's next attempt takes it.
 //! With SQLite there is one control plane, and it drives.
 
+use rampart_model::clock::unix_ms;
 use std::time::Duration;
 
 use rampart_eval::Evaluator;
@@ -57,12 +58,6 @@ pub const SAMPLE_BATCHES: u32 = 200;
 
 /// The advisory-lock key of the rollout driver (PostgreSQL).
 const DRIVER_LOCK_KEY: i64 = 0x0072_616d_7061_7274; // "rampart"
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 /// How many times a manual action re-reads a rollout that the driver moved meanwhile (it
 /// writes each evaluation), before giving up with a conflict.
@@ -287,7 +282,7 @@ impl Service {
         }
         let gateways = self
             .store()
-            .gateway_states(env, now_ms().saturating_sub(FRESH_REPORT_MS))
+            .gateway_states(env, unix_ms().saturating_sub(FRESH_REPORT_MS))
             .await?;
         let canary = rules
             .canary_cell
@@ -304,7 +299,7 @@ impl Service {
             plan = rules.with_switch_canary(plan);
         }
         let id = crate::store::new_id("rol")?;
-        let now = now_ms();
+        let now = unix_ms();
         let mut tx = self.store().begin().await?;
         let version = match tx
             .apply_edits(
@@ -395,7 +390,7 @@ impl Service {
 
     async fn view_of(&self, record: RolloutRecord) -> Result<RolloutView> {
         let decisions = self.store().decisions(&record.id).await?;
-        let now = record.finished_ms.unwrap_or_else(now_ms);
+        let now = record.finished_ms.unwrap_or_else(unix_ms);
         Ok(RolloutView {
             soaked_secs: record.soaked_ms(now) as f64 / 1000.0,
             record,
@@ -481,7 +476,7 @@ impl Service {
             .rollout(id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("rollout `{id}`")))?;
-        let now = now_ms();
+        let now = unix_ms();
         f(&mut r, now).map_err(|message| ServiceError::Conflict {
             code: "rollout_state",
             message,
@@ -574,7 +569,7 @@ impl Service {
                 "baseline (no verified snapshot yet)",
             ),
         };
-        let now = now_ms();
+        let now = unix_ms();
         r.state = state;
         r.reason = Some(reason.to_owned());
         r.finished_ms = Some(now);
@@ -623,7 +618,7 @@ impl Service {
     /// One look at a running or paused rollout: judge the gates, then advance, finish, roll
     /// back, or just record the evaluation. Returns whether the deployment changed.
     pub async fn step_rollout(&self, mut r: RolloutRecord) -> Result<bool> {
-        let now = now_ms();
+        let now = unix_ms();
         let stage = r.plan.stages[r.stage_index].clone();
         let gateways = self
             .store()
@@ -696,7 +691,7 @@ impl Service {
     /// End a rollout whose candidate another deployment replaced: marked aborted, its change
     /// rolled back, nothing redeployed (what replaced it stays).
     async fn supersede(&self, mut r: RolloutRecord, by: &str) -> Result<()> {
-        let now = now_ms();
+        let now = unix_ms();
         let reason =
             format!("superseded: the environment now runs {by}, deployed by another action");
         r.state = RolloutState::Aborted;
@@ -746,7 +741,7 @@ impl Service {
     }
 
     async fn advance_rollout(&self, mut r: RolloutRecord, evidence: Value) -> Result<()> {
-        let now = now_ms();
+        let now = unix_ms();
         let from = r.plan.stages[r.stage_index].name.clone();
         r.stage_index += 1;
         r.stage_started_ms = now;
@@ -791,7 +786,7 @@ impl Service {
     }
 
     async fn finish_rollout(&self, mut r: RolloutRecord, evidence: Value) -> Result<()> {
-        let now = now_ms();
+        let now = unix_ms();
         let candidate = self
             .store()
             .snapshot(r.env, r.candidate_version)
@@ -849,7 +844,7 @@ async fn decide(
     detail: Value,
 ) -> Result<()> {
     let decision = Decision {
-        at_ms: now_ms(),
+        at_ms: unix_ms(),
         stage_index: stage.0,
         stage: stage.1,
         action: action.into(),

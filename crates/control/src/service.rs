@@ -43,8 +43,8 @@
 //! compare-and-set on the change's status or the environment's head, so a concurrent writer
 //! makes the transaction fail with a conflict rather than act on a stale read.
 
+use rampart_model::clock::unix_ms;
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rampart_eval::Evaluator;
 use rampart_model::change::{Edit, Object, ObjectKind};
@@ -170,12 +170,6 @@ pub struct Service {
     deployed: std::sync::Arc<tokio::sync::Notify>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// The audit hash of a stored row: [`audit::entry_hash`] over the row's fields.
 fn row_hash(action: AuditAction, detail: &Value) -> impl FnOnce(&store::AuditEntry) -> String {
     let detail = detail.clone();
@@ -219,7 +213,7 @@ pub(crate) fn deployed_record(target: &SnapshotRecord, version: u64) -> Snapshot
         snapshot,
         verified: target.verified,
         verified_at_ms: target.verified_at_ms,
-        created_at_ms: now_ms(),
+        created_at_ms: unix_ms(),
     }
 }
 
@@ -547,7 +541,7 @@ impl Service {
             &ApprovalFacts {
                 author: change.author.clone(),
                 approvers: approvers.to_vec(),
-                now_ms: now_ms(),
+                now_ms: unix_ms(),
                 staging_soaked,
             },
         ))
@@ -587,7 +581,7 @@ impl Service {
             }
             since = older.created_at_ms;
         }
-        Ok(now_ms().saturating_sub(since) >= secs.saturating_mul(1000))
+        Ok(unix_ms().saturating_sub(since) >= secs.saturating_mul(1000))
     }
 
     /// Approve a change as `actor` with `role`. Never the author's own; a change that the

@@ -73,12 +73,12 @@
 //! parseable JSON, snapshot hashes that match their content); anything else is
 //! [`StoreError::Corrupt`], never a panic.
 
+use rampart_model::clock::unix_ms;
 use std::collections::HashSet;
 use std::fmt;
 use std::io::Read as _;
 use std::path::Path;
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rampart_model::change::{Edit, Object, ObjectKind};
 use rampart_model::config::{Config, Environment, Settings};
@@ -995,10 +995,9 @@ fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     Ok(buf)
 }
 
+/// The time as the store's columns hold it.
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    i64::try_from(unix_ms()).unwrap_or(i64::MAX)
 }
 
 fn arg_i64(v: u64, what: &str) -> Result<i64> {

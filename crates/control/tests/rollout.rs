@@ -6,6 +6,7 @@
 
 mod support;
 
+use rampart_model::clock::unix_ms;
 use support::example_fleet as fleet;
 
 use rampart_control::plan::RolloutConfig;
@@ -105,13 +106,6 @@ async fn apply_banner(service: &Service, text: &str) -> (String, String) {
     (change.id, rollout.id)
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
 /// Cumulative counters: `requests` in the first latency bucket, `errors` of them failed.
 fn cohort(rollout: Option<&str>, requests: u64, errors: u64, tripped: bool) -> CohortCounters {
     let mut latency = vec![0; LATENCY_BOUNDS_MS.len() + 1];
@@ -150,7 +144,7 @@ async fn report_as(
             cell: "a".into(),
             version: "0.1.0".into(),
             hash: Some(hash.to_owned()),
-            last_seen_ms: now_ms(),
+            last_seen_ms: unix_ms(),
             last_nack: nack,
         })
         .await
@@ -166,7 +160,7 @@ async fn report_as(
                     version: semver::Version::new(0, 1, 0),
                 },
                 snapshot: Some(ContentHash::try_from(hash.to_owned()).unwrap()),
-                at_ms: now_ms(),
+                at_ms: unix_ms(),
                 cohorts,
                 last_nack: None,
             },
@@ -435,7 +429,7 @@ async fn a_store_written_before_rollouts_opens_and_rolls_out(url: String) {
     // What the previous version wrote for a seeded, verified prod.
     let cfg = fleet();
     let snap = Snapshot::new(cfg.clone(), Vec::new());
-    let now = now_ms() as i64;
+    let now = unix_ms() as i64;
     pool.execute("INSERT INTO env_heads (env, version) VALUES ('prod', 1)")
         .await
         .unwrap();

@@ -53,13 +53,6 @@ pub fn failpoints() -> impl Sized {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// Everything a gateway process is started with.
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {

@@ -97,7 +97,7 @@ impl Shared {
             limiter: RateLimiter::default(),
             metrics: Metrics::default(),
             started: Instant::now(),
-            started_ms: crate::unix_ms(),
+            started_ms: rampart_model::clock::unix_ms(),
             last_nack: Mutex::new(None),
             swap_lock: Mutex::new(()),
         }
@@ -181,7 +181,7 @@ impl Shared {
         GatewayReport {
             gateway: self.identity.clone(),
             snapshot: self.current().map(|a| a.snapshot.hash()),
-            at_ms: crate::unix_ms(),
+            at_ms: rampart_model::clock::unix_ms(),
             started_ms: Some(self.started_ms),
             cohorts: self.stats.counters(),
             last_nack: self

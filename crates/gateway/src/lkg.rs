@@ -45,11 +45,11 @@
 //! write uses its own temporary file); the guard methods that read, modify and write
 //! `guard.json` take a lock, so activations and confirmations may race safely.
 
+use rampart_model::clock::unix_ms;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rampart_model::{ContentHash, Snapshot};
 use serde::{Deserialize, Serialize};
@@ -154,12 +154,6 @@ impl GuardState {
     }
 }
 
-fn now_unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// The on-disk LKG snapshots and crash-loop guard of one gateway.
 #[derive(Debug)]
 pub struct LkgStore {
@@ -244,7 +238,7 @@ impl LkgStore {
         let (mut state, _) = self.read_guard()?;
         state.activating = Some(Marker {
             hash,
-            since_unix_ms: now_unix_ms(),
+            since_unix_ms: unix_ms(),
         });
         self.write_guard(&state)
     }
@@ -281,7 +275,7 @@ impl LkgStore {
         let _one_at_a_time = self.guard.lock().unwrap_or_else(|e| e.into_inner());
         let (mut state, guard_corrupt) = self.read_guard()?;
         let crashed = state.activating.take().map(|marker| {
-            let count = state.record_crash(marker.hash, now_unix_ms());
+            let count = state.record_crash(marker.hash, unix_ms());
             tracing::warn!(
                 hash = %marker.hash,
                 crashes = count,

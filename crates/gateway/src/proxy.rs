@@ -499,7 +499,7 @@ fn sample_of(
         })
         .collect();
     RequestSample {
-        at_ms: crate::unix_ms(),
+        at_ms: rampart_model::clock::unix_ms(),
         method: meta.method.to_owned(),
         host: meta.host.to_owned(),
         path: meta.path.to_owned(),

@@ -71,7 +71,9 @@ impl Default for Backoff {
 impl Backoff {
     pub fn new() -> Backoff {
         // Not security: jitter only, seeded by the time and the process id.
-        let seed = crate::unix_ms() ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15;
+        let seed = rampart_model::clock::unix_ms()
+            ^ (u64::from(std::process::id()) << 32)
+            ^ 0x9e37_79b9_7f4a_7c15;
         Backoff {
             next: BACKOFF_MIN,
             rng: seed.max(1),

@@ -12,6 +12,7 @@
 
 pub mod bind;
 pub mod change;
+pub mod clock;
 pub mod config;
 pub mod flag;
 pub mod limits;
@@ -22,6 +23,7 @@ pub mod wire;
 
 pub use bind::Bindable;
 pub use change::{Change, DeclaredImpact, Risk};
+pub use clock::{Clock, SystemClock};
 pub use config::{Config, Environment, GatewayIdentity};
 pub use flag::{Attribute, Flag, FlagType};
 pub use limits::LIMITS;
