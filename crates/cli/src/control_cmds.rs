@@ -17,6 +17,7 @@
 //! Client errors (network, 4xx, 5xx) are one line with the API's code and message, then one
 //! line per field path; the command exits 1. Output is human-readable, or JSON with `--json`.
 
+use rampart_api::TokenKind;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use rampart_control::rules::RulesConfig;
 use rampart_control::service::Service;
-use rampart_control::store::{Store, TokenKind};
+use rampart_control::store::Store;
 use rampart_model::change::{Edit, Object, ObjectKind};
 use rampart_model::load::{from_json, from_yaml};
 use rampart_model::{Config, DeclaredImpact, Environment};

@@ -323,7 +323,7 @@ async fn kept_secret(
     service: &rampart_control::service::Service,
     path: &Path,
     name: &str,
-    kind: rampart_control::store::TokenKind,
+    kind: rampart_api::TokenKind,
     role: &str,
 ) -> Result<String> {
     if let Ok(secret) = std::fs::read_to_string(path) {
@@ -513,7 +513,7 @@ fn up(
             &service,
             &data_dir.join("admin-token"),
             "admin",
-            rampart_control::store::TokenKind::User,
+            rampart_api::TokenKind::User,
             "admin",
         )
         .await?;
@@ -521,7 +521,7 @@ fn up(
             &service,
             &data_dir.join("gateway-token"),
             "gw-1",
-            rampart_control::store::TokenKind::Gateway,
+            rampart_api::TokenKind::Gateway,
             "gateway",
         )
         .await?;

@@ -33,6 +33,7 @@
 //! gateway (stream task, connections, buffers, the fleet row). RSS includes allocator slack, so
 //! it is an estimate; freed memory from a previous N is reused before the RSS grows again.
 
+use rampart_api::TokenKind;
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::SocketAddr;
@@ -48,7 +49,7 @@ use http::StatusCode;
 use rampart_control::api;
 use rampart_control::rules::{EnvRules, RiskPolicy, RulesConfig};
 use rampart_control::service::{Service, Submission};
-use rampart_control::store::{Store, TokenKind};
+use rampart_control::store::Store;
 use rampart_eval::Evaluator;
 use rampart_gateway::sync::{self, Backoff, ControlSource, Link};
 use rampart_model::change::{Edit, Object};

@@ -42,6 +42,8 @@
 //! The OpenAPI document is generated with utoipa ([`ApiDoc`]) and served at `/openapi.json`,
 //! the one endpoint without a token: it describes the API and holds no data.
 
+use rampart_api::{Role, TokenKind};
+use rampart_model::EnumName;
 use rampart_model::clock::unix_ms;
 use std::sync::Arc;
 
@@ -59,9 +61,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::AuditAction;
-use crate::rules::{Action, Role, RulesConfig, allowed};
+use crate::rules::{Action, RulesConfig, allowed};
 use crate::service::{FieldError, Service, ServiceError, Submission};
-use crate::store::{GatewaySeen, Store, TokenKind, TokenRecord};
+use crate::store::{GatewaySeen, Store, TokenRecord};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

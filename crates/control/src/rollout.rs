@@ -30,6 +30,7 @@
 //! its connection closes, the lock is released, and another replica's next attempt takes it.
 //! With SQLite there is one control plane, and it drives.
 
+use rampart_api::{ChangeStatus, RolloutState};
 use rampart_model::clock::unix_ms;
 use std::time::Duration;
 
@@ -46,8 +47,8 @@ use crate::gates::{self, CohortWindow, ShadowWindow, StageWindow, Verdict};
 use crate::impact;
 use crate::service::{Result, Service, ServiceError, audit_in, deployed_record};
 use crate::store::{
-    ChangeRecord, ChangeStatus, Decision, GatewayState, GatewayWindow, Mark, Marks, RolloutRecord,
-    RolloutState, SnapshotRecord, StoreError,
+    ChangeRecord, Decision, GatewayState, GatewayWindow, Mark, Marks, RolloutRecord,
+    SnapshotRecord, StoreError,
 };
 
 /// Reports older than this do not count: the gateway is gone or partitioned.

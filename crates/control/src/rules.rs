@@ -81,9 +81,9 @@
 //! policy around an unchanged binding stays medium. A flag's risk here is the highest of its
 //! current value and its value in the change.
 
+use rampart_api::Role;
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
-use std::str::FromStr;
 
 use rampart_model::change::{Edit, Object, ObjectKind};
 use rampart_model::config::{Policy, Route};
@@ -108,57 +108,6 @@ pub const CRITICAL_STAGING_SOAK_SECS: u64 = 3 * 3600;
 // ---------------------------------------------------------------------------------------------
 // Roles and actions
 // ---------------------------------------------------------------------------------------------
-
-/// The role of an API token. Ordered: each role may do everything the roles before it may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Reads objects, changes, rollouts and the fleet.
-    Viewer,
-    /// Also submits and withdraws changes, applies ready ones, and rolls back to the LKG.
-    Editor,
-    /// Also approves and rejects other people's changes, and reads the audit log.
-    Approver,
-    /// Also manages tokens. Its approvals count like an approver's; it skips no rule.
-    Admin,
-}
-
-impl Role {
-    /// Every role, least privileged first.
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::Editor, Role::Approver, Role::Admin];
-
-    /// The name used on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Editor => "editor",
-            Role::Approver => "approver",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A string that names no role.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role `{0}` (expected viewer, editor, approver or admin)")]
-pub struct UnknownRole(pub String);
-
-impl FromStr for Role {
-    type Err = UnknownRole;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| UnknownRole(s.to_owned()))
-    }
-}
 
 /// Something a user token asks to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -1131,6 +1080,9 @@ fn attached_difference(old: Option<&Route>, new: Option<&Route>) -> BTreeSet<Str
 
 #[cfg(test)]
 mod tests {
+    use rampart_model::EnumName;
+    use strum::VariantArray;
+
     use super::*;
     use serde_json::json;
 
@@ -1195,7 +1147,7 @@ mod tests {
                 assert_eq!(policy.staging_soak_secs(), soak, "{env} {risk:?}");
                 assert_eq!(policy.needs_change_window(), window, "{env} {risk:?}");
                 assert!(!policy.author_may_approve());
-                for author_role in Role::ALL {
+                for author_role in Role::VARIANTS.iter().copied() {
                     assert_eq!(
                         allowed(author_role, Action::SubmitChange),
                         author_role >= Role::Editor
@@ -1203,7 +1155,7 @@ mod tests {
                     // Whatever the author's role, their own approval is refused...
                     assert!(may_approve(author_role, "alice", "alice").is_err());
                     assert_eq!(can_approve("alice", "alice"), Err(Refusal::OwnChange));
-                    for approver_role in Role::ALL {
+                    for approver_role in Role::VARIANTS.iter().copied() {
                         combinations += 1;
                         let ctx =
                             format!("{env} {risk:?} author={author_role} approver={approver_role}");
@@ -1299,7 +1251,7 @@ mod tests {
         let rules = rules_with_window(Environment::Prod);
         // `check` takes no role. An admin who wrote a critical change cannot approve it, and
         // one admin approval is one approval.
-        for role in Role::ALL {
+        for role in Role::VARIANTS.iter().copied() {
             assert!(may_approve(role, "root", "root").is_err(), "{role}");
             assert!(may_approve(role, "root", " ROOT ").is_err(), "{role}");
         }
@@ -1441,8 +1393,8 @@ mod tests {
     #[test]
     fn permissions_are_one_ordered_table() {
         for action in Action::ALL {
-            for role in Role::ALL {
-                for higher in Role::ALL.into_iter().filter(|h| *h >= role) {
+            for role in Role::VARIANTS.iter().copied() {
+                for higher in Role::VARIANTS.iter().copied().filter(|h| *h >= role) {
                     assert!(
                         !allowed(role, action) || allowed(higher, action),
                         "{action:?}"
@@ -1463,7 +1415,7 @@ mod tests {
         assert!(!can_withdraw(Role::Approver, "alice", "bob"));
         assert!(can_withdraw(Role::Admin, "alice", "root"));
         assert!(!can_withdraw(Role::Viewer, "alice", "alice"));
-        for role in Role::ALL {
+        for role in Role::VARIANTS.iter().copied() {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
             assert_eq!(serde_json::to_value(role).unwrap(), json!(role.as_str()));
         }

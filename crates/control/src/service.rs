@@ -43,6 +43,8 @@
 //! compare-and-set on the change's status or the environment's head, so a concurrent writer
 //! makes the transaction fail with a conflict rather than act on a stale read.
 
+use rampart_api::{ChangeStatus, Role, TokenKind};
+use rampart_model::EnumName;
 use rampart_model::clock::unix_ms;
 use std::collections::BTreeMap;
 
@@ -54,10 +56,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::audit::{self, AuditAction, ChainError};
-use crate::rules::{self, ApprovalFacts, Refusal, Role, RulesConfig, Verdict};
+use crate::rules::{self, ApprovalFacts, Refusal, RulesConfig, Verdict};
 use crate::store::{
-    self, AuditRow, ChangeRecord, ChangeStatus, NewAuditRow, NewChange, SnapshotRecord, Store,
-    StoreError, StoreTx, TokenKind, TokenRecord,
+    self, AuditRow, ChangeRecord, NewAuditRow, NewChange, SnapshotRecord, Store, StoreError,
+    StoreTx, TokenRecord,
 };
 
 /// How many staging snapshots the soak measurement looks back through.
@@ -850,7 +852,7 @@ impl Service {
             match self
                 .end_rollout(
                     active,
-                    crate::store::RolloutState::Aborted,
+                    rampart_api::RolloutState::Aborted,
                     actor,
                     &reason,
                     json!({ "manual": true }),

@@ -73,25 +73,24 @@
 //! parseable JSON, snapshot hashes that match their content); anything else is
 //! [`StoreError::Corrupt`], never a panic.
 
+use rampart_api::{ChangeStatus, TokenKind};
+use rampart_model::EnumName;
 use rampart_model::clock::unix_ms;
 use std::collections::HashSet;
 use std::fmt;
 use std::io::Read as _;
 use std::path::Path;
-use std::str::FromStr;
 
 use rampart_model::change::{Edit, Object, ObjectKind};
 use rampart_model::config::{Config, Environment, Settings};
 use rampart_model::{Change, ContentHash, Risk, Snapshot};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 
 mod rollouts;
-pub use rollouts::{
-    Decision, Deployment, GatewayState, GatewayWindow, Mark, Marks, RolloutRecord, RolloutState,
-};
+pub use rollouts::{Decision, Deployment, GatewayState, GatewayWindow, Mark, Marks, RolloutRecord};
 
 /// The embedded migrations, shared by both backends.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -175,100 +174,6 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub enum Backend {
     Sqlite,
     Postgres,
-}
-
-/// Where a change is in its life. A rollout slots in between `approved` and `applied`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeStatus {
-    Submitted,
-    Validated,
-    AwaitingApproval,
-    Approved,
-    RollingOut,
-    Applied,
-    Rejected,
-    Withdrawn,
-    RolledBack,
-}
-
-impl ChangeStatus {
-    pub const ALL: [ChangeStatus; 9] = [
-        ChangeStatus::Submitted,
-        ChangeStatus::Validated,
-        ChangeStatus::AwaitingApproval,
-        ChangeStatus::Approved,
-        ChangeStatus::RollingOut,
-        ChangeStatus::Applied,
-        ChangeStatus::Rejected,
-        ChangeStatus::Withdrawn,
-        ChangeStatus::RolledBack,
-    ];
-
-    /// The name stored and shown on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeStatus::Submitted => "submitted",
-            ChangeStatus::Validated => "validated",
-            ChangeStatus::AwaitingApproval => "awaiting_approval",
-            ChangeStatus::Approved => "approved",
-            ChangeStatus::RollingOut => "rolling_out",
-            ChangeStatus::Applied => "applied",
-            ChangeStatus::Rejected => "rejected",
-            ChangeStatus::Withdrawn => "withdrawn",
-            ChangeStatus::RolledBack => "rolled_back",
-        }
-    }
-
-    /// Whether the change can move no further.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            ChangeStatus::Applied
-                | ChangeStatus::Rejected
-                | ChangeStatus::Withdrawn
-                | ChangeStatus::RolledBack
-        )
-    }
-}
-
-impl fmt::Display for ChangeStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A name that is not a [`ChangeStatus`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown change status `{0}`")]
-pub struct UnknownStatus(pub String);
-
-impl FromStr for ChangeStatus {
-    type Err = UnknownStatus;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ChangeStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| UnknownStatus(s.to_owned()))
-    }
-}
-
-/// Whether a token belongs to a person (or automation acting as one) or to a gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenKind {
-    User,
-    Gateway,
-}
-
-impl TokenKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenKind::User => "user",
-            TokenKind::Gateway => "gateway",
-        }
-    }
 }
 
 /// One stored version of one object.
@@ -1792,6 +1697,8 @@ fn audit_from(row: &AnyRow) -> Result<AuditRow> {
 
 #[cfg(test)]
 mod tests {
+    use strum::VariantArray;
+
     use super::*;
 
     #[test]
@@ -1815,7 +1722,7 @@ mod tests {
 
     #[test]
     fn statuses_round_trip() {
-        for s in ChangeStatus::ALL {
+        for s in ChangeStatus::VARIANTS.iter().copied() {
             assert_eq!(s.as_str().parse::<ChangeStatus>().unwrap(), s);
             assert_eq!(
                 serde_json::to_value(s).unwrap(),

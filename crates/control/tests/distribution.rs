@@ -3,13 +3,14 @@
 //! following it). The control plane runs on its own runtime, so killing it (shutting that
 //! runtime down) drops its listener and every open stream, as a crash would.
 
+use rampart_api::TokenKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rampart_control::api;
 use rampart_control::rules::RulesConfig;
 use rampart_control::service::Service;
-use rampart_control::store::{Store, TokenKind};
+use rampart_control::store::Store;
 use rampart_model::Snapshot;
 use rampart_model::change::Edit;
 use rampart_model::config::Environment;

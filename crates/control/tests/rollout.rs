@@ -6,13 +6,14 @@
 
 mod support;
 
+use rampart_api::{ChangeStatus, RolloutState};
 use rampart_model::clock::unix_ms;
 use support::example_fleet as fleet;
 
 use rampart_control::plan::RolloutConfig;
 use rampart_control::rules::RulesConfig;
 use rampart_control::service::{Service, Submission};
-use rampart_control::store::{ChangeStatus, GatewaySeen, RolloutState, Store};
+use rampart_control::store::{GatewaySeen, Store};
 use rampart_model::change::{Edit, Object, RolloutPlan};
 use rampart_model::config::{Config, Environment, GatewayIdentity};
 use rampart_model::wire::{CohortCounters, GatewayReport, LATENCY_BOUNDS_MS};

@@ -3,11 +3,12 @@
 //! schema that is dropped afterwards. Without the variable the PostgreSQL cases print a
 //! message and pass; with it set, an unreachable database fails them.
 
+use rampart_api::{ChangeStatus, TokenKind};
 use std::sync::Arc;
 
 use rampart_control::store::{
-    AuditEntry, Backend, ChangeStatus, GENESIS_HASH, NewAuditRow, NewChange, Store, StoreError,
-    TokenKind, hash_secret, new_id,
+    AuditEntry, Backend, GENESIS_HASH, NewAuditRow, NewChange, Store, StoreError, hash_secret,
+    new_id,
 };
 use rampart_model::change::{Edit, Object, ObjectKind};
 use rampart_model::config::{Config, Environment, Product, Upstream};

@@ -8,9 +8,9 @@
 //! | `sample_batches(env, id, gateway, at_ms, body)` | request samples gateways upload, for the impact test | pruned to the newest |
 //! | `gateways.report` | the last [`GatewayReport`] of each gateway, for the gates | overwritten |
 
+use rampart_api::RolloutState;
+use rampart_model::EnumName;
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use rampart_model::change::RolloutPlan;
 use rampart_model::config::Environment;
@@ -26,59 +26,6 @@ use super::{
     GatewaySeen, Result, Store, StoreError, StoreTx, arg_i64, corrupt, now_ms, parse_env,
     parse_risk, risk_name, stored_u64,
 };
-
-/// Where a rollout is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RolloutState {
-    Running,
-    Paused,
-    Succeeded,
-    RolledBack,
-    Aborted,
-}
-
-impl RolloutState {
-    pub const ALL: [RolloutState; 5] = [
-        RolloutState::Running,
-        RolloutState::Paused,
-        RolloutState::Succeeded,
-        RolloutState::RolledBack,
-        RolloutState::Aborted,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RolloutState::Running => "running",
-            RolloutState::Paused => "paused",
-            RolloutState::Succeeded => "succeeded",
-            RolloutState::RolledBack => "rolled_back",
-            RolloutState::Aborted => "aborted",
-        }
-    }
-
-    /// Whether the rollout still has a candidate live (running or paused).
-    pub fn is_active(self) -> bool {
-        matches!(self, RolloutState::Running | RolloutState::Paused)
-    }
-}
-
-impl fmt::Display for RolloutState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RolloutState {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        RolloutState::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown rollout state `{s}`"))
-    }
-}
 
 /// Where each gateway's part of a stage's window starts, by gateway id.
 pub type Marks = BTreeMap<String, Mark>;
