@@ -13,6 +13,7 @@
 
 #![no_main]
 
+use rampart_model::EnumName;
 use std::net::IpAddr;
 
 use libfuzzer_sys::fuzz_target;

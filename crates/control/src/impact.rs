@@ -49,7 +49,9 @@
 //!   route with authenticated traffic is therefore misjudged, and its author should declare
 //!   its impact generously.
 
+use rampart_model::EnumName;
 use std::fmt::Write as _;
+use strum::VariantArray;
 
 use rampart_eval::diff::classify;
 use rampart_eval::{Cohort, Decision, Evaluator, Outcome, RequestMeta};
@@ -256,7 +258,7 @@ pub fn render(report: &ImpactReport) -> String {
         c.changed(),
         report.changed_percent
     );
-    for class in ImpactClass::ALL {
+    for &class in ImpactClass::VARIANTS {
         let n = c.count(class);
         let _ = writeln!(
             out,

@@ -31,6 +31,7 @@
 //! With SQLite there is one control plane, and it drives.
 
 use rampart_api::{ChangeStatus, RolloutState};
+use rampart_model::EnumName;
 use rampart_model::clock::unix_ms;
 use std::time::Duration;
 

@@ -82,6 +82,7 @@
 //! current value and its value in the change.
 
 use rampart_api::Role;
+use rampart_model::EnumName;
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 
@@ -1080,7 +1081,7 @@ fn attached_difference(old: Option<&Route>, new: Option<&Route>) -> BTreeSet<Str
 
 #[cfg(test)]
 mod tests {
-    use rampart_model::EnumName;
+
     use strum::VariantArray;
 
     use super::*;

@@ -1,8 +1,10 @@
 //! One configuration compiled for evaluation: route index, policies with resolved bindings,
 //! and flags.
 
+use rampart_model::EnumName;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use strum::VariantArray;
 
 use ipnet::IpNet;
 use rampart_model::bind::Bindable;
@@ -182,16 +184,8 @@ struct Edits {
 }
 
 fn method_bit(m: &str) -> u16 {
-    const ALL: [Method; 7] = [
-        Method::Get,
-        Method::Head,
-        Method::Post,
-        Method::Put,
-        Method::Delete,
-        Method::Patch,
-        Method::Options,
-    ];
-    ALL.iter()
+    Method::VARIANTS
+        .iter()
         .position(|x| x.as_str() == m)
         .map_or(1 << 15, |i| 1 << i)
 }

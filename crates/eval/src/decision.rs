@@ -86,23 +86,14 @@ impl Outcome<'_> {
 }
 
 /// Why a request was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum DenyReason {
     NoRoute,
+    #[strum(serialize = "access_denied")]
     Access,
     MissingCredentials,
     InvalidCredentials,
-}
-
-impl DenyReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DenyReason::NoRoute => "no_route",
-            DenyReason::Access => "access_denied",
-            DenyReason::MissingCredentials => "missing_credentials",
-            DenyReason::InvalidCredentials => "invalid_credentials",
-        }
-    }
 }
 
 /// One header edit.

@@ -5,6 +5,7 @@
 //! requests to a pool endpoint with the route's timeouts and retries. Gateway-originated
 //! responses carry `x-rampart-origin: gateway`, and failures also `x-rampart-error: <reason>`.
 
+use rampart_model::EnumName;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;

@@ -12,6 +12,7 @@
 //!
 //! Plain HTTP only (hyper-util's client); put TLS in front of the control plane at the edge.
 
+use rampart_model::EnumName;
 use std::sync::Arc;
 use std::time::Duration;
 

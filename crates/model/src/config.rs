@@ -1,7 +1,5 @@
 //! The fleet configuration of one environment: what `fleet.yaml` holds and a snapshot carries.
 
-use std::fmt;
-
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -9,29 +7,28 @@ use crate::bind::Bindable;
 use crate::flag::Flag;
 
 /// A deployment environment. Changes are promoted in this order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Environment {
     Dev,
     Staging,
     Prod,
-}
-
-impl Environment {
-    /// The name used on the wire and in paths.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Environment::Dev => "dev",
-            Environment::Staging => "staging",
-            Environment::Prod => "prod",
-        }
-    }
-}
-
-impl fmt::Display for Environment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// Who a gateway is: its id, its cell (failure domain) and its version.
@@ -271,8 +268,22 @@ pub enum PathMatch {
 }
 
 /// An HTTP method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "UPPERCASE")]
+#[strum(serialize_all = "UPPERCASE")]
 pub enum Method {
     Get,
     Head,
@@ -281,21 +292,6 @@ pub enum Method {
     Delete,
     Patch,
     Options,
-}
-
-impl Method {
-    /// The method's token, as on the request line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Delete => "DELETE",
-            Method::Patch => "PATCH",
-            Method::Options => "OPTIONS",
-        }
-    }
 }
 
 /// A condition on one request header.

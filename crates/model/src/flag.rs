@@ -40,8 +40,21 @@ impl Flag {
 }
 
 /// The type of a flag's values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum FlagType {
     Bool,
     Int,
@@ -60,18 +73,6 @@ impl FlagType {
             FlagType::String => value.is_string(),
             FlagType::Json => true,
         }
-    }
-}
-
-impl fmt::Display for FlagType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            FlagType::Bool => "bool",
-            FlagType::Int => "int",
-            FlagType::Float => "float",
-            FlagType::String => "string",
-            FlagType::Json => "json",
-        })
     }
 }
 

@@ -5,6 +5,7 @@
 //! what the control plane runs on submit and what every gateway runs before it compiles a
 //! snapshot, so both agree on what is valid.
 
+use crate::names::EnumName;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;

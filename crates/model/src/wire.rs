@@ -2,6 +2,7 @@
 //! config acknowledgements, per-cohort counters and request samples.
 
 use serde::{Deserialize, Serialize};
+use strum::VariantArray;
 
 use crate::config::GatewayIdentity;
 use crate::snapshot::ContentHash;
@@ -92,8 +93,22 @@ pub struct RequestSample {
 
 /// How one request's outcome differs between baseline and candidate (impact test and shadow
 /// stage). Listed from most to least severe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ImpactClass {
     /// The baseline admits the request; the candidate refuses it.
     AllowedToDenied,
@@ -103,26 +118,6 @@ pub enum ImpactClass {
     RouteChanged,
     /// Otherwise the same, but the client sees another status.
     StatusChanged,
-}
-
-impl ImpactClass {
-    /// Every class, most severe first.
-    pub const ALL: [ImpactClass; 4] = [
-        ImpactClass::AllowedToDenied,
-        ImpactClass::DeniedToAllowed,
-        ImpactClass::RouteChanged,
-        ImpactClass::StatusChanged,
-    ];
-
-    /// The snake_case name, as serialized.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImpactClass::AllowedToDenied => "allowed_to_denied",
-            ImpactClass::DeniedToAllowed => "denied_to_allowed",
-            ImpactClass::RouteChanged => "route_changed",
-            ImpactClass::StatusChanged => "status_changed",
-        }
-    }
 }
 
 /// Counts of compared requests by class. Used by the impact report and by gateways' shadow
@@ -182,7 +177,7 @@ impl ImpactCounts {
     /// Add another set of counts to this one (saturating).
     pub fn add(&mut self, other: &ImpactCounts) {
         self.compared = self.compared.saturating_add(other.compared);
-        for class in ImpactClass::ALL {
+        for &class in ImpactClass::VARIANTS {
             let c = self.count_mut(class);
             *c = c.saturating_add(other.count(class));
         }
@@ -192,7 +187,7 @@ impl ImpactCounts {
     /// so a counter that went backwards, as after a gateway restart, reads as zero).
     pub fn subtract(&mut self, earlier: &ImpactCounts) {
         self.compared = self.compared.saturating_sub(earlier.compared);
-        for class in ImpactClass::ALL {
+        for &class in ImpactClass::VARIANTS {
             let c = self.count_mut(class);
             *c = c.saturating_sub(earlier.count(class));
         }
@@ -210,6 +205,7 @@ pub struct SampleBatch {
 #[cfg(test)]
 mod impact_counts_tests {
     use super::*;
+    use crate::names::EnumName;
 
     #[test]
     fn record_add_subtract_and_percent() {
