@@ -38,6 +38,17 @@ fn refused(name: &str, text: &str) -> String {
     stderr
 }
 
+/// Runs `validate` on a file that does not parse: one line on stderr, which contains each of
+/// `wants`.
+#[track_caller]
+fn refused_in_one_line(name: &str, text: &str, wants: &[&str]) {
+    let stderr = refused(name, text);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for want in wants {
+        assert!(stderr.contains(want), "{stderr}");
+    }
+}
+
 #[test]
 fn example_is_valid() {
     let out = rampart(&["validate", "-f", &example()]);
@@ -66,34 +77,28 @@ fn missing_file() {
 
 #[test]
 fn invalid_yaml_names_the_line() {
-    let stderr = refused("syntax.yaml", "environment: prod\nroutes: [\n");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("syntax.yaml: the document: ") && stderr.contains("(line 3, column 1)"),
-        "{stderr}"
+    refused_in_one_line(
+        "syntax.yaml",
+        "environment: prod\nroutes: [\n",
+        &["syntax.yaml: the document: ", "(line 3, column 1)"],
     );
 }
 
 #[test]
 fn wrong_type_names_the_field() {
-    let stderr = refused(
+    refused_in_one_line(
         "type.yaml",
         "environment: prod\nupstreams:\n  - name: a\n    endpoints: 5\n",
-    );
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("upstreams[0].endpoints: invalid type: integer `5`, expected a sequence"),
-        "{stderr}"
+        &["upstreams[0].endpoints: invalid type: integer `5`, expected a sequence"],
     );
 }
 
 #[test]
 fn unknown_field_names_the_field() {
-    let stderr = refused("unknown.yaml", "environment: prod\nroutez: []\n");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("routez: unknown field `routez`, expected one of"),
-        "{stderr}"
+    refused_in_one_line(
+        "unknown.yaml",
+        "environment: prod\nroutez: []\n",
+        &["routez: unknown field `routez`, expected one of"],
     );
 }
 
@@ -158,4 +163,22 @@ fn snapshot_prints_a_loadable_snapshot_and_its_hash() {
         String::from_utf8(out.stdout).unwrap().trim(),
         snapshot.hash().to_string()
     );
+}
+
+/// `gateway --env` takes an environment's name and nothing else: anything else is refused
+/// with the value and the names it accepts, before the gateway starts.
+#[test]
+fn gateway_refuses_an_unknown_environment() {
+    let out = rampart(&["gateway", "--cell", "c", "--id", "g", "--env", "production"]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("invalid value 'production' for '--env <ENV>'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("[possible values: dev, staging, prod]"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
 }

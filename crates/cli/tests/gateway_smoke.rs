@@ -26,27 +26,26 @@ async fn serves_the_example_fleet() {
     );
     let gw = start_gateway(Some(&fleet), &dir.path().join("gw"), &[], &[]);
     gw.wait_for_snapshot(None).await;
-    let client = reqwest::Client::new();
-    let r = client
-        .get(gw.url("/browse/X-1"))
-        .header("host", "jira.example.com")
-        .send()
-        .await
-        .unwrap();
+    let r = get_as("jira.example.com", &gw.url("/browse/X-1")).await;
     assert_eq!(r.status(), 200);
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(
         body["upstream"].as_str().unwrap().starts_with("jira"),
         "{body}"
     );
-    let r = client
-        .get(gw.url("/rest/api/2/issue"))
-        .header("host", "jira.example.com")
-        .send()
-        .await
-        .unwrap();
+    let r = get_as("jira.example.com", &gw.url("/rest/api/2/issue")).await;
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["x-rampart-error"], "missing_credentials");
+}
+
+/// GET `url` with this host header.
+async fn get_as(host: &str, url: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(url)
+        .header("host", host)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// A running `rampart up`, with what it printed.
@@ -76,59 +75,81 @@ fn free_example_fleet() -> String {
     ])
 }
 
-/// Start `rampart up` on ephemeral ports and read its addresses and admin token.
+/// A temporary directory with `fleet.yaml` in it, the example fleet on free ports; its path
+/// and text.
+fn free_fleet_file() -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet.yaml");
+    let text = free_example_fleet();
+    write_atomic(&fleet, &text);
+    (dir, fleet, text)
+}
+
+/// `rampart up` on ephemeral ports, to be given its fleet and data directory.
+fn up_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(rampart_bin());
+    cmd.args([
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--control",
+        "127.0.0.1:0",
+    ]);
+    cmd
+}
+
+/// Start `rampart up` on ephemeral ports with this fleet file and data directory.
 fn start_up(fleet: &std::path::Path, data: &std::path::Path, env: &[(&str, &str)]) -> Up {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(rampart_bin())
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--control",
-            "127.0.0.1:0",
-            "-f",
-        ])
+    let mut cmd = up_command();
+    cmd.arg("-f")
         .arg(fleet)
         .arg("--data-dir")
         .arg(data)
-        .envs(env.iter().copied())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines: Vec<String> = std::io::BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .take_while(|l| !l.contains("Ctrl-C"))
-        .collect();
-    let word_after = |prefix: &str| {
-        lines
-            .iter()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix(prefix)
-                    .and_then(|r| r.split_whitespace().next())
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
-    };
-    let token = lines
-        .iter()
-        .find_map(|l| l.split("admin token: ").nth(1))
-        .unwrap()
-        .trim()
-        .to_owned();
-    Up {
-        proxy: word_after("proxy   http://"),
-        control: word_after("control http://"),
-        token,
-        child,
-    }
+        .envs(env.iter().copied());
+    Up::spawn(cmd)
 }
 
 impl Up {
+    /// Start it and read the addresses and the admin token it prints.
+    fn spawn(mut cmd: std::process::Command) -> Self {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines: Vec<String> = std::io::BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok)
+            .take_while(|l| !l.contains("Ctrl-C"))
+            .collect();
+        let word_after = |prefix: &str| {
+            lines
+                .iter()
+                .find_map(|l| {
+                    l.trim()
+                        .strip_prefix(prefix)
+                        .and_then(|r| r.split_whitespace().next())
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
+        };
+        let token = lines
+            .iter()
+            .find_map(|l| l.split("admin token: ").nth(1))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Up {
+            proxy: word_after("proxy   http://"),
+            control: word_after("control http://"),
+            token,
+            child,
+        }
+    }
+
     /// Run a client command against this control plane; it must succeed.
     fn cli(&self, args: &[&str]) -> String {
         self.try_cli(args)
@@ -137,12 +158,9 @@ impl Up {
 
     /// The body of the wiki's robots.txt through the gateway.
     async fn robots(&self) -> String {
-        reqwest::Client::new()
-            .get(format!("http://{}/robots.txt", self.proxy))
-            .header("host", "acme.atlassian-wiki.example.com")
-            .send()
+        let url = format!("http://{}/robots.txt", self.proxy);
+        get_as("acme.atlassian-wiki.example.com", &url)
             .await
-            .unwrap()
             .text()
             .await
             .unwrap()
@@ -256,10 +274,7 @@ fn edited(text: &str) -> String {
 /// second start reuses the data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_then_apply_reaches_the_gateway() {
-    let dir = tempfile::tempdir().unwrap();
-    let fleet = dir.path().join("fleet.yaml");
-    let text = free_example_fleet();
-    write_atomic(&fleet, &text);
+    let (dir, fleet, text) = free_fleet_file();
     let data = dir.path().join("data");
     let up = start_up(&fleet, &data, &[]);
     // The gateway receives its first snapshot from the control plane's stream.
@@ -291,10 +306,7 @@ async fn up_then_apply_reaches_the_gateway() {
 /// after the first).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nacked_snapshot_shows_in_the_fleet_while_the_gateway_serves() {
-    let dir = tempfile::tempdir().unwrap();
-    let fleet = dir.path().join("fleet.yaml");
-    let text = free_example_fleet();
-    write_atomic(&fleet, &text);
+    let (dir, fleet, text) = free_fleet_file();
     let up = start_up(
         &fleet,
         &dir.path().join("data"),
@@ -320,5 +332,40 @@ async fn a_nacked_snapshot_shows_in_the_fleet_while_the_gateway_serves() {
         OLD_ROBOTS,
         "the gateway keeps serving what it had"
     );
+    up.stop();
+}
+
+/// `rampart up` started in an empty directory serves the demo: the example fleet is built into
+/// the binary, and the data directory is `./rampart-data` of where it started. (Its demo
+/// upstreams go to free ports, so that it runs next to other tests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_serves_the_demo_from_an_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = up_command();
+    cmd.arg("--free-demo-ports").current_dir(dir.path());
+    let up = Up::spawn(cmd);
+    // The gateway serves the example fleet, received from the control plane.
+    up.wait_for_robots(OLD_ROBOTS).await;
+    // A demo route answers through its demo upstream.
+    let r = get_as(
+        "jira.example.com",
+        &format!("http://{}/browse/X-1", up.proxy),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["upstream"].as_str().unwrap().starts_with("jira-app-"),
+        "{body}"
+    );
+    // The control plane answers: the fleet went in through a change, and the gateway reports.
+    let changes = up.cli(&["change", "list", "--env", "dev"]);
+    assert!(
+        changes.contains("rampart up: load the example fleet"),
+        "{changes}"
+    );
+    assert!(up.cli(&["fleet", "--env", "dev"]).contains("gw-1"));
+    assert!(dir.path().join("rampart-data/control.db").is_file());
+    assert!(dir.path().join("rampart-data/admin-token").is_file());
     up.stop();
 }

@@ -13,8 +13,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::{Mutex, mpsc};
 
 use super::schedule::Schedule;
-use super::stats::{Outcome, Percentiles, Report, Stats};
-use super::{LoadArgs, Target};
+use super::{LoadArgs, Outcome, Percentiles, Report, Stats, Target};
 
 /// Open one connection.
 async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>> {

@@ -18,6 +18,7 @@ mod stats;
 mod tests;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -96,6 +97,60 @@ impl Target {
         }
         Ok(req.body(Empty::new())?)
     }
+}
+
+/// How one scheduled request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// An answer, its status and its latency from the scheduled time, in microseconds.
+    Answered { status: u16, micros: u64 },
+    /// The connection could not be opened.
+    Connect,
+    /// The connection failed before the full answer (reset, closed, malformed).
+    Io,
+    /// No full answer by the deadline (including requests that waited it out in the queue).
+    Timeout,
+}
+
+/// Counts and latencies; each worker keeps one, merged at the end.
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    /// Requests written to a connection.
+    sent: u64,
+    ok: u64,
+    http_4xx: u64,
+    http_5xx: u64,
+    /// 1xx or nonsense statuses.
+    http_other: u64,
+    connect_errors: u64,
+    io_errors: u64,
+    timeouts: u64,
+    /// Latency of every answered request, from its scheduled time, in microseconds.
+    latencies: Vec<u64>,
+    /// How late each request was written, from its scheduled time, in microseconds.
+    send_lags: Vec<u64>,
+}
+
+/// p50, p99, p99.9 and max of `values`, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Percentiles {
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+}
+
+/// The result of a run.
+#[derive(Debug)]
+struct Report {
+    url: String,
+    rate: f64,
+    connections: usize,
+    scheduled: u64,
+    elapsed: Duration,
+    stats: Stats,
+    latency: Percentiles,
+    send_lag: Percentiles,
 }
 
 /// Parse `name:value` (surrounding spaces of the value trimmed).

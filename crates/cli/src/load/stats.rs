@@ -1,38 +1,6 @@
-//! How a run's requests ended, and the report made of them.
+//! Counting how a run's requests ended, their percentiles, and the report's text.
 
-use std::time::Duration;
-
-/// How one scheduled request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Outcome {
-    /// An answer, its status and its latency from the scheduled time, in microseconds.
-    Answered { status: u16, micros: u64 },
-    /// The connection could not be opened.
-    Connect,
-    /// The connection failed before the full answer (reset, closed, malformed).
-    Io,
-    /// No full answer by the deadline (including requests that waited it out in the queue).
-    Timeout,
-}
-
-/// Counts and latencies; each worker keeps one, merged at the end.
-#[derive(Debug, Default, Clone)]
-pub(super) struct Stats {
-    /// Requests written to a connection.
-    pub(super) sent: u64,
-    pub(super) ok: u64,
-    pub(super) http_4xx: u64,
-    pub(super) http_5xx: u64,
-    /// 1xx or nonsense statuses.
-    pub(super) http_other: u64,
-    pub(super) connect_errors: u64,
-    pub(super) io_errors: u64,
-    pub(super) timeouts: u64,
-    /// Latency of every answered request, from its scheduled time, in microseconds.
-    pub(super) latencies: Vec<u64>,
-    /// How late each request was written, from its scheduled time, in microseconds.
-    pub(super) send_lags: Vec<u64>,
-}
+use super::{Outcome, Percentiles, Report, Stats};
 
 impl Stats {
     pub(super) fn record(&mut self, outcome: Outcome) {
@@ -84,15 +52,6 @@ pub(super) fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// p50, p99, p99.9 and max of `values`, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Percentiles {
-    pub(super) p50: f64,
-    pub(super) p99: f64,
-    pub(super) p999: f64,
-    pub(super) max: f64,
-}
-
 impl Percentiles {
     pub(super) fn of(values: &mut [u64]) -> Self {
         values.sort_unstable();
@@ -113,22 +72,9 @@ impl Percentiles {
         )
     }
 
-    pub(super) fn json(&self) -> serde_json::Value {
+    fn json(&self) -> serde_json::Value {
         serde_json::json!({ "p50": self.p50, "p99": self.p99, "p999": self.p999, "max": self.max })
     }
-}
-
-/// The result of a run.
-#[derive(Debug)]
-pub(super) struct Report {
-    pub(super) url: String,
-    pub(super) rate: f64,
-    pub(super) connections: usize,
-    pub(super) scheduled: u64,
-    pub(super) elapsed: Duration,
-    pub(super) stats: Stats,
-    pub(super) latency: Percentiles,
-    pub(super) send_lag: Percentiles,
 }
 
 impl Report {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::schedule::Schedule;
-use super::stats::{Outcome, Percentiles, Stats, percentile};
+use super::stats::percentile;
 use super::*;
 
 #[test]

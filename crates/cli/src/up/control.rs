@@ -40,22 +40,8 @@ impl ControlPlane {
             .await
             .with_context(|| format!("cannot open {db}"))?;
         let service = Service::new(store.clone(), demo_rules()?).with_rollouts(demo_rollouts());
-        let admin_token = kept_secret(
-            &service,
-            &data_dir.join("admin-token"),
-            "admin",
-            TokenKind::User,
-            "admin",
-        )
-        .await?;
-        let gateway_token = kept_secret(
-            &service,
-            &data_dir.join("gateway-token"),
-            "gw-1",
-            TokenKind::Gateway,
-            "gateway",
-        )
-        .await?;
+        let admin_token = kept_token(&service, data_dir, &ADMIN).await?;
+        let gateway_token = kept_token(&service, data_dir, &GATEWAY).await?;
         load_fleet(&service, cfg).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -89,22 +75,42 @@ impl ControlPlane {
     }
 }
 
-/// A secret kept in a file of the data directory, created on the first start.
-async fn kept_secret(
-    service: &Service,
-    path: &Path,
-    name: &str,
+/// A token of `rampart up`, its secret kept in a file of the data directory.
+struct KeptToken {
+    /// The file, in the data directory.
+    file: &'static str,
+    name: &'static str,
     kind: TokenKind,
-    role: &str,
-) -> Result<String> {
-    if let Ok(secret) = std::fs::read_to_string(path) {
+    role: &'static str,
+}
+
+/// The operator's token, printed at start.
+const ADMIN: KeptToken = KeptToken {
+    file: "admin-token",
+    name: "admin",
+    kind: TokenKind::User,
+    role: "admin",
+};
+
+/// The gateway's token.
+const GATEWAY: KeptToken = KeptToken {
+    file: "gateway-token",
+    name: "gw-1",
+    kind: TokenKind::Gateway,
+    role: "gateway",
+};
+
+/// The token's secret: read from its file, or created on the first start and written there.
+async fn kept_token(service: &Service, data_dir: &Path, token: &KeptToken) -> Result<String> {
+    let path = data_dir.join(token.file);
+    if let Ok(secret) = std::fs::read_to_string(&path) {
         return Ok(secret.trim().to_owned());
     }
     let (_, secret) = service
-        .create_token(ACTOR, name, kind, role)
+        .create_token(ACTOR, token.name, token.kind, token.role)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot create the {name} token: {e}"))?;
-    crate::control_cmds::write_secret(path, &secret)?;
+        .map_err(|e| anyhow::anyhow!("cannot create the {} token: {e}", token.name))?;
+    crate::control_cmds::write_secret(&path, &secret)?;
     Ok(secret)
 }
 
