@@ -10,6 +10,10 @@
 //!
 //! Bounded: the run stops by itself after the last scheduled request has answered or timed
 //! out. It only targets loopback addresses.
+//!
+//! Here: the arguments, the target they resolve to, and what a run counts; the schedule in
+//! [`schedule`], the connections that send it in [`drive`], counting and the report's text in
+//! [`stats`].
 
 mod drive;
 mod schedule;
