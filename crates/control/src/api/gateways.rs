@@ -34,7 +34,7 @@ fn seen(q: &GatewayQuery) -> GatewaySeen {
     path = "/v1/gateways/stream",
     tag = "gateways",
     params(("env" = String, Query, description = "dev, staging or prod"), ("id" = String, Query, description = "the gateway's id"), ("cell" = Option<String>, Query, description = "its cell"), ("version" = Option<String>, Query, description = "its software version")),
-    responses((status = 200, description = "text/event-stream of `snapshot` events (id: version, data: snapshot JSON); honours Last-Event-ID", content_type = "text/event-stream"), GatewayDenied),
+    responses((status = 200, description = "text/event-stream of `snapshot` events (id: version, data: snapshot JSON); honours Last-Event-ID", body = String, content_type = "text/event-stream"), GatewayDenied),
     security(("bearer" = []))
 )]
 /// The snapshot stream of one gateway: a `snapshot` event on connect (unless the gateway's
