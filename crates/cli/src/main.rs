@@ -22,6 +22,7 @@ use rampart_model::load::{LoadError, from_json, from_yaml};
 use rampart_model::validate::validate;
 use rampart_model::{Config, DeclaredImpact, Snapshot};
 
+mod client;
 mod control_cmds;
 mod load;
 mod rollout_cmds;
