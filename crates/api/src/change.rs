@@ -1,6 +1,11 @@
-//! The life of a change.
+//! Changes: their life, how they are submitted, and how they are shown.
 
+use rampart_model::change::Edit;
+use rampart_model::{Change, DeclaredImpact, Environment, Risk};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::env::SnapshotRef;
 
 /// Where a change is in its life. A rollout slots in between `approved` and `applied`.
 #[derive(
@@ -43,6 +48,106 @@ impl ChangeStatus {
                 | ChangeStatus::RolledBack
         )
     }
+}
+
+/// A stored change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChangeRecord {
+    pub id: String,
+    pub env: Environment,
+    pub author: String,
+    pub reason: String,
+    pub risk: Risk,
+    pub status: ChangeStatus,
+    pub change: Change,
+    /// The environment version the change was written against.
+    pub base_version: u64,
+    /// The validation errors (`[{ path, message }]`) of a change recorded as rejected.
+    #[schema(value_type = Option<Vec<crate::FieldError>>)]
+    pub validation: Option<Value>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+/// Something a change still lacks before it may be applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Missing {
+    /// Not enough approvals from distinct users other than the author.
+    Approvals { have: u32, need: u32 },
+    /// The author's own approval was recorded: it never counts, and blocks the change.
+    AuthorApproved,
+    /// The same values have not been live in staging for long enough.
+    StagingSoak { need_secs: u64 },
+    /// No change window is open.
+    ChangeWindowClosed,
+}
+
+/// Whether a change may be applied now, and if not, everything it lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Verdict {
+    /// `true` exactly when `missing` is empty.
+    pub ready: bool,
+    pub missing: Vec<Missing>,
+}
+
+/// A change with its approvals and, while it can still move, what it lacks:
+/// `GET /v1/changes/{id}`, and the answer of submit and approve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChangeView {
+    #[serde(flatten)]
+    pub record: ChangeRecord,
+    pub approvals: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// The impact test's report, once it ran.
+    #[schema(value_type = Option<Object>)]
+    pub impact: Option<Value>,
+    /// The rollout of the change, once it started.
+    pub rollout_id: Option<String>,
+}
+
+/// `GET /v1/envs/{env}/changes`: the newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChangeList {
+    pub changes: Vec<ChangeRecord>,
+}
+
+/// The body of `POST /v1/envs/{env}/changes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    pub reason: String,
+    /// What the author expects the change to do to traffic.
+    #[serde(default)]
+    pub declared_impact: DeclaredImpact,
+    pub edits: Vec<Edit>,
+    /// The environment version the edits were written against.
+    pub base_version: u64,
+}
+
+/// The body of `POST /v1/changes/{id}/reject`: an optional reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectRequest {
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The body of approve, withdraw, apply and rollback: nothing, or `{}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyRequest {}
+
+/// `POST /v1/changes/{id}/apply`: the change (rolling out), its candidate snapshot, its
+/// rollout, and the hash gateways are now told to run (the first stage; the config itself for
+/// an environment's first change).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApplyResponse {
+    pub change: ChangeRecord,
+    pub snapshot: SnapshotRef,
+    pub rollout_id: Option<String>,
+    pub deployed_hash: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,17 +1,46 @@
 //! # rampart-api
 //!
 //! The admin API's contract, in one crate shared by the control plane (which serves it) and
-//! its clients (the CLI, tests, benches): the names of roles, token kinds, change statuses and
-//! rollout states. Every type derives serde and `utoipa::ToSchema`, so the OpenAPI document
-//! and the wire agree by construction. Enum names come from one strum derive; see
+//! its clients (the CLI, tests, benches), after sozu's `command` crate and Unleash's
+//! `unleash-types`: the request and response body of every endpoint, the one error body with
+//! its stable [`ErrorCode`]s, and the names of roles, token kinds, change statuses and rollout
+//! states. Every type derives serde and `utoipa::ToSchema`, so the OpenAPI document, the
+//! server and its clients agree by construction. Enum names come from one strum derive; see
 //! [`rampart_model::names`].
+//!
+//! | module | endpoints |
+//! |---|---|
+//! | [`env`] | an environment's config, flags, snapshot; rollback |
+//! | [`change`] | changes: list, submit, get, approve, reject, withdraw, apply |
+//! | [`rollout`] | rollouts: list, get, pause/resume/abort |
+//! | [`audit_log`] | the audit log and its verification |
+//! | [`token`] | tokens |
+//! | [`fleet`] | the fleet view |
+//! | [`error`] | every error |
+//!
+//! The distribution endpoints carry the model's wire types (`rampart_model::wire`).
 //!
 //! Like `rampart-model`, this crate is pure: no async runtime, no HTTP, no database.
 
+pub mod audit_log;
 pub mod change;
+pub mod env;
+pub mod error;
+pub mod fleet;
 pub mod role;
 pub mod rollout;
+pub mod token;
 
-pub use change::ChangeStatus;
+pub use audit_log::{AuditLog, AuditLogEntry, AuditReport};
+pub use change::{
+    ApplyResponse, ChangeList, ChangeRecord, ChangeStatus, ChangeView, EmptyRequest, Missing,
+    RejectRequest, SubmitRequest, Verdict,
+};
+pub use env::{ConfigResponse, FlagsResponse, SnapshotRecord, SnapshotRef};
+pub use error::{ErrorBody, ErrorCode, FieldError};
+pub use fleet::{Fleet, GatewaySeen};
 pub use role::{Role, TokenKind};
-pub use rollout::RolloutState;
+pub use rollout::{
+    ControlRequest, RolloutAction, RolloutDecision, RolloutList, RolloutState, RolloutView,
+};
+pub use token::{TokenCreated, TokenRecord, TokenRequest};

@@ -1,6 +1,9 @@
-//! The life of a rollout.
+//! Rollouts: their life, how they are shown, and how people steer them.
 
+use rampart_model::change::StageDef;
+use rampart_model::{ContentHash, Environment, Risk};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Where a rollout is.
 #[derive(
@@ -33,6 +36,98 @@ impl RolloutState {
     pub fn is_active(self) -> bool {
         matches!(self, RolloutState::Running | RolloutState::Paused)
     }
+}
+
+/// One decision of a rollout, with its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RolloutDecision {
+    pub at_ms: u64,
+    pub stage_index: usize,
+    pub stage: String,
+    /// `started`, `advanced`, `paused`, `resumed`, `aborted`, `rolled_back`, `succeeded`.
+    pub action: String,
+    pub actor: String,
+    /// What the decision was based on (the gates' results, a person's reason).
+    #[schema(value_type = Object)]
+    pub evidence: Value,
+}
+
+/// A rollout as the API shows it: `GET /v1/rollouts/{id}`, and the answer of pause, resume
+/// and abort.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RolloutView {
+    pub id: String,
+    pub change_id: String,
+    pub env: Environment,
+    pub risk: Risk,
+    pub state: RolloutState,
+    /// The plan's stages.
+    pub stages: Vec<StageDef>,
+    pub stage_index: usize,
+    /// When the current stage started (ms since the epoch).
+    pub stage_started_ms: u64,
+    /// Set while paused: when the pause began.
+    pub paused_at_ms: Option<u64>,
+    /// Time paused during the current stage, not counted as soak.
+    pub paused_total_ms: u64,
+    pub baseline_version: u64,
+    pub candidate_version: u64,
+    pub baseline_hash: ContentHash,
+    pub candidate_hash: ContentHash,
+    /// The newest evaluation of the gates, for `rampart rollout watch`.
+    #[schema(value_type = Option<Object>)]
+    pub last_eval: Option<Value>,
+    /// Why it ended, when it did not succeed.
+    pub reason: Option<String>,
+    /// Bumped by every update.
+    pub rev: u64,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    pub finished_ms: Option<u64>,
+    /// Soak of the current stage so far, pauses excluded.
+    pub soaked_secs: f64,
+    pub decisions: Vec<RolloutDecision>,
+}
+
+/// `GET /v1/envs/{env}/rollouts`: the newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RolloutList {
+    pub rollouts: Vec<RolloutView>,
+}
+
+/// What a person may do to a rollout: `POST /v1/rollouts/{id}/{action}`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum RolloutAction {
+    /// Stay at the current stage; soak stops counting, gates still judge.
+    Pause,
+    /// Continue a paused rollout.
+    Resume,
+    /// Return the environment to its LKG at once.
+    Abort,
+}
+
+/// The body of pause, resume and abort: an optional reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ControlRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[cfg(test)]

@@ -17,7 +17,10 @@
 //! Client errors (network, 4xx, 5xx) are one line with the API's code and message, then one
 //! line per field path; the command exits 1. Output is human-readable, or JSON with `--json`.
 
-use rampart_api::TokenKind;
+use rampart_api::{
+    ApplyResponse, AuditReport, ChangeList, ConfigResponse, EmptyRequest, SubmitRequest, TokenKind,
+};
+use rampart_model::EnumName;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +36,7 @@ use rampart_model::{Config, DeclaredImpact, Environment};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::client::{Api, ApiFailure, client, enc, json_out, parse_env};
 use crate::{FleetArgs, Reported, out, runtime, shutdown_signal};
 
 // ---------------------------------------------------------------------------------------------
@@ -190,10 +194,10 @@ pub(crate) struct ClientArgs {
         default_value = "http://127.0.0.1:7070",
         global = true
     )]
-    server: String,
+    pub(crate) server: String,
     /// An API token (`rpt_...`).
     #[arg(long, env = "RAMPART_TOKEN", hide_env_values = true, global = true)]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -310,175 +314,6 @@ pub(crate) struct FleetViewArgs {
     client: ClientArgs,
 }
 
-/// An HTTP client of the admin API.
-pub(crate) struct Api {
-    http: reqwest::Client,
-    server: String,
-    token: Option<String>,
-}
-
-impl Api {
-    pub(crate) fn new(c: &ClientArgs) -> Result<Api> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .build()
-            .context("cannot build the HTTP client")?;
-        Ok(Api {
-            http,
-            server: c.server.trim_end_matches('/').to_owned(),
-            token: c.token.clone().filter(|t| !t.trim().is_empty()),
-        })
-    }
-
-    pub(crate) async fn get(&self, path: &str) -> Result<Value> {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
-    pub(crate) async fn post(&self, path: &str, body: Value) -> Result<Value> {
-        self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-
-    /// One call; a failure is reported on stderr and returned as [`Reported`].
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value> {
-        let url = format!("{}{path}", self.server);
-        let mut req = self.http.request(method.clone(), &url);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t.trim());
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!(
-                    "error: cannot reach the control plane at {}: {}",
-                    self.server,
-                    error_chain(&e)
-                );
-                return Err(Reported.into());
-            }
-        };
-        let status = resp.status();
-        let text = match resp.text().await {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: {method} {path}: cannot read the response: {e}");
-                return Err(Reported.into());
-            }
-        };
-        let value: Option<Value> = serde_json::from_str(&text).ok();
-        if status.is_success() {
-            return value.ok_or_else(|| {
-                eprintln!("error: {method} {path}: the response is not JSON");
-                Reported.into()
-            });
-        }
-        Err(ApiFailure {
-            status: status.as_u16(),
-            body: value.unwrap_or_else(|| json!({ "message": text.trim() })),
-            what: format!("{method} {path}"),
-        }
-        .into())
-    }
-}
-
-/// A non-2xx answer, not yet reported (some callers handle a 404 themselves).
-#[derive(Debug)]
-pub(crate) struct ApiFailure {
-    pub(crate) status: u16,
-    body: Value,
-    what: String,
-}
-
-impl std::fmt::Display for ApiFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let code = self.body["error"].as_str().unwrap_or("error");
-        let message = self.body["message"].as_str().unwrap_or("");
-        let hint = match self.status {
-            401 => " (check --token or RAMPART_TOKEN)",
-            403 => " (this token's role may not do this)",
-            _ => "",
-        };
-        write!(
-            f,
-            "{} failed: {} {code}: {message}{hint}",
-            self.what, self.status
-        )?;
-        if let Some(id) = self.body["change_id"].as_str() {
-            write!(f, "\n  change {id} was recorded as rejected")?;
-        }
-        for field in self.body["fields"].as_array().into_iter().flatten() {
-            let path = field["path"].as_str().unwrap_or("");
-            let msg = field["message"].as_str().unwrap_or("");
-            if path.is_empty() {
-                write!(f, "\n  {msg}")?;
-            } else {
-                write!(f, "\n  {path}: {msg}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ApiFailure {}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        cur = inner.source();
-    }
-    s
-}
-
-pub(crate) fn parse_env(env: &str) -> Result<Environment> {
-    match env {
-        "dev" => Ok(Environment::Dev),
-        "staging" => Ok(Environment::Staging),
-        "prod" => Ok(Environment::Prod),
-        other => anyhow::bail!("unknown environment `{other}` (expected dev, staging or prod)"),
-    }
-}
-
-pub(crate) fn enc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            o.push(b as char);
-        } else {
-            o.push_str(&format!("%{b:02X}"));
-        }
-    }
-    o
-}
-
-pub(crate) fn json_out(v: &Value) -> Result<()> {
-    out(&serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()))
-}
-
-/// Run a client command on a fresh runtime.
-pub(crate) fn client<F, Fut>(c: &ClientArgs, f: F) -> Result<()>
-where
-    F: FnOnce(Api) -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    let api = Api::new(c)?;
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(f(api))
-}
-
 /// Environment-wide settings are not objects: no change edits them, so say when they differ.
 fn settings_note(current: &Config, desired: &Config, env: Environment) {
     if current.settings != desired.settings {
@@ -490,11 +325,8 @@ fn settings_note(current: &Config, desired: &Config, env: Environment) {
 
 /// The environment's config and its version.
 async fn current(api: &Api, env: Environment) -> Result<(Config, u64)> {
-    let v = api.get(&format!("/v1/envs/{env}/config")).await?;
-    let version = v["version"].as_u64().context("the config has no version")?;
-    let config: Config = rampart_model::load::from_value(v["config"].clone())
-        .map_err(|e| anyhow::anyhow!("the server's config does not parse: {e}"))?;
-    Ok((config, version))
+    let v: ConfigResponse = api.get(&format!("/v1/envs/{env}/config")).await?;
+    Ok((v.config, v.version))
 }
 
 pub(crate) fn diff_cmd(a: DiffArgs) -> Result<()> {
@@ -541,13 +373,13 @@ pub(crate) fn apply_cmd(a: ApplyArgs) -> Result<()> {
             return Ok(());
         }
         let edits = to_edits(&d);
-        let body = json!({
-            "reason": reason,
-            "declared_impact": declared,
-            "edits": edits,
-            "base_version": version,
-        });
-        let view = api.post(&format!("/v1/envs/{env}/changes"), body).await?;
+        let body = SubmitRequest {
+            reason,
+            declared_impact: declared,
+            edits,
+            base_version: version,
+        };
+        let view: Value = api.post(&format!("/v1/envs/{env}/changes"), &body).await?;
         if json {
             json_out(&json!({
                 "env": env,
@@ -567,7 +399,7 @@ pub(crate) fn flag_cmd(a: FlagArgs) -> Result<()> {
         match a.cmd {
             FlagCmd::List { env } => {
                 let env = parse_env(&env)?;
-                let v = api.get(&format!("/v1/envs/{env}/flags")).await?;
+                let v: Value = api.get(&format!("/v1/envs/{env}/flags")).await?;
                 if json {
                     return json_out(&v);
                 }
@@ -589,7 +421,7 @@ pub(crate) fn flag_cmd(a: FlagArgs) -> Result<()> {
             }
             FlagCmd::Get { name, env } => {
                 let env = parse_env(&env)?;
-                let v = api
+                let v: Value = api
                     .get(&format!("/v1/envs/{env}/flags/{}", enc(&name)))
                     .await?;
                 if json {
@@ -667,70 +499,71 @@ pub(crate) fn change_cmd(a: ChangeArgs) -> Result<()> {
                     Some(v) => v,
                     None => current(&api, env).await?.1,
                 };
-                let body = json!({
-                    "reason": cf.reason,
-                    "declared_impact": cf.declared_impact,
-                    "edits": cf.edits,
-                    "base_version": base,
-                });
+                let body = SubmitRequest {
+                    reason: cf.reason,
+                    declared_impact: cf.declared_impact,
+                    edits: cf.edits,
+                    base_version: base,
+                };
                 (
-                    api.post(&format!("/v1/envs/{env}/changes"), body).await?,
+                    api.post(&format!("/v1/envs/{env}/changes"), &body).await?,
                     true,
                 )
             }
             ChangeCmd::Show { id } => (api.get(&format!("/v1/changes/{}", enc(&id))).await?, true),
             ChangeCmd::Approve { id } => (
-                api.post(&format!("/v1/changes/{}/approve", enc(&id)), json!({}))
-                    .await?,
+                api.post(
+                    &format!("/v1/changes/{}/approve", enc(&id)),
+                    &EmptyRequest {},
+                )
+                .await?,
                 true,
             ),
             ChangeCmd::Reject { id, reason } => (
                 api.post(
                     &format!("/v1/changes/{}/reject", enc(&id)),
-                    json!({ "reason": reason }),
+                    &json!({ "reason": reason }),
                 )
                 .await?,
                 true,
             ),
             ChangeCmd::Apply { id } => {
-                let v = api
-                    .post(&format!("/v1/changes/{}/apply", enc(&id)), json!({}))
+                let v: ApplyResponse = api
+                    .post(&format!("/v1/changes/{}/apply", enc(&id)), &EmptyRequest {})
                     .await?;
                 if !json {
-                    print_change(&v["change"])?;
+                    print_change(&serde_json::to_value(&v.change)?)?;
                     out(&format!(
                         "  snapshot: version {} hash sha256:{}",
-                        v["snapshot"]["version"],
-                        v["snapshot"]["hash"].as_str().unwrap_or("?")
+                        v.snapshot.version, v.snapshot.hash
                     ))?;
-                    if let Some(r) = v["rollout_id"].as_str() {
+                    if let Some(r) = &v.rollout_id {
                         out(&format!(
                             "  rolling out: {r}   follow it with: rampart rollout watch {r}"
                         ))?;
                     }
                 }
-                (v, false)
+                (serde_json::to_value(&v)?, false)
             }
             ChangeCmd::List { env, limit } => {
                 let env = parse_env(&env)?;
-                let v = api
+                let v: ChangeList = api
                     .get(&format!("/v1/envs/{env}/changes?limit={limit}"))
                     .await?;
                 if !json {
-                    let changes = v["changes"].as_array().cloned().unwrap_or_default();
-                    out(&format!("{} change(s) in {env}", changes.len()))?;
-                    for c in &changes {
+                    out(&format!("{} change(s) in {env}", v.changes.len()))?;
+                    for c in &v.changes {
                         out(&format!(
                             "  {}  {:<17} {:<8} {}  {}",
-                            c["id"].as_str().unwrap_or("?"),
-                            c["status"].as_str().unwrap_or("?"),
-                            c["risk"].as_str().unwrap_or("?"),
-                            c["author"].as_str().unwrap_or("?"),
-                            c["reason"].as_str().unwrap_or("")
+                            c.id,
+                            c.status.as_str(),
+                            c.risk.as_str(),
+                            c.author,
+                            c.reason
                         ))?;
                     }
                 }
-                (v, false)
+                (serde_json::to_value(&v)?, false)
             }
         };
         if json {
@@ -748,25 +581,23 @@ pub(crate) fn audit_cmd(a: AuditArgs) -> Result<()> {
     client(&a.client, |api| async move {
         match a.cmd {
             AuditCmd::Verify => {
-                let v = api.get("/v1/audit/verify").await?;
-                let ok = v["ok"].as_bool().unwrap_or(false);
+                let v: AuditReport = api.get("/v1/audit/verify").await?;
                 if json {
                     json_out(&v)?;
-                } else if ok {
+                } else if v.ok {
                     out(&format!(
                         "audit log OK: {} entries, head seq {} hash {}",
-                        v["entries"],
-                        v["head_seq"],
-                        v["head_hash"].as_str().unwrap_or("?")
+                        v.entries, v.head_seq, v.head_hash
                     ))?;
                 }
-                if ok {
+                if v.ok {
                     Ok(())
                 } else {
                     eprintln!(
                         "error: the audit log is broken at seq {}: {}",
-                        v["bad_seq"],
-                        v["error"].as_str().unwrap_or("verification failed")
+                        v.bad_seq
+                            .map_or_else(|| "null".to_owned(), |s| s.to_string()),
+                        v.error.as_deref().unwrap_or("verification failed")
                     );
                     Err(Reported.into())
                 }
@@ -780,10 +611,10 @@ pub(crate) fn fleet_cmd(a: FleetViewArgs) -> Result<()> {
     let env = parse_env(&a.env)?;
     client(&a.client, |api| async move {
         let path = format!("/v1/fleet?env={env}");
-        let v = match api.get(&path).await {
+        let v: Value = match api.get(&path).await {
             Ok(v) => v,
             Err(e) => match e.downcast_ref::<ApiFailure>() {
-                Some(f) if f.status == 404 && f.body["message"] == "no such endpoint" => {
+                Some(f) if f.status == 404 && f.message() == "no such endpoint" => {
                     eprintln!(
                         "error: the fleet view is not available on this control plane (GET /v1/fleet: 404)"
                     );

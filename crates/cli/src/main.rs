@@ -34,6 +34,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod client;
 mod control_cmds;
 mod demo_upstream;
 mod fleet_file;

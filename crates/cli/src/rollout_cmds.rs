@@ -23,9 +23,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Deserializer};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::control_cmds::{Api, ApiFailure, ClientArgs, client, enc, json_out, parse_env};
+use rampart_api::{ControlRequest, EmptyRequest};
+
+use crate::client::{Api, ApiFailure, client, enc, json_out, parse_env};
+use crate::control_cmds::ClientArgs;
 use crate::{Reported, out};
 
 // ---------------------------------------------------------------------------------------------
@@ -98,7 +101,7 @@ pub(crate) fn rollout_cmd(a: RolloutArgs) -> Result<()> {
         match a.cmd {
             RolloutCmd::List { env } => {
                 let env = parse_env(&env)?;
-                let v = api.get(&format!("/v1/envs/{env}/rollouts")).await?;
+                let v: Value = api.get(&format!("/v1/envs/{env}/rollouts")).await?;
                 if json {
                     return json_out(&v);
                 }
@@ -132,7 +135,7 @@ pub(crate) fn rollback_cmd(a: RollbackArgs) -> Result<()> {
     let env = parse_env(&a.env)?;
     client(&a.client, |api| async move {
         let v = api
-            .post(&format!("/v1/envs/{env}/rollback"), json!({}))
+            .post(&format!("/v1/envs/{env}/rollback"), &EmptyRequest {})
             .await?;
         if json {
             json_out(&v)
@@ -147,7 +150,7 @@ async fn act(api: &Api, id: &str, verb: &str, reason: Option<String>, json: bool
     let v = api
         .post(
             &format!("/v1/rollouts/{}/{verb}", enc(id)),
-            json!({ "reason": reason }),
+            &ControlRequest { reason },
         )
         .await?;
     if json {
@@ -933,6 +936,7 @@ async fn watch(api: &Api, id: &str, interval_ms: u64, json: bool) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn fixture() -> Value {
         json!({

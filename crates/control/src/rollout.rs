@@ -30,7 +30,7 @@
 //! its connection closes, the lock is released, and another replica's next attempt takes it.
 //! With SQLite there is one control plane, and it drives.
 
-use rampart_api::{ChangeStatus, RolloutState};
+use rampart_api::{ChangeStatus, ErrorCode, RolloutState};
 use rampart_model::EnumName;
 use rampart_model::clock::unix_ms;
 use std::time::Duration;
@@ -68,7 +68,7 @@ const CONTROL_ATTEMPTS: usize = 5;
 fn moved(id: &str) -> impl Fn(StoreError) -> ServiceError + '_ {
     move |e| match e {
         StoreError::Conflict { .. } => ServiceError::Conflict {
-            code: "rollout_moved",
+            code: ErrorCode::RolloutMoved,
             message: format!("rollout `{id}` moved meanwhile; re-read and retry"),
         },
         e => e.into(),
@@ -79,7 +79,7 @@ fn is_moved(e: &ServiceError) -> bool {
     matches!(
         e,
         ServiceError::Conflict {
-            code: "rollout_moved",
+            code: ErrorCode::RolloutMoved,
             ..
         }
     )
@@ -107,7 +107,7 @@ fn cohort<'a>(cohorts: &'a [CohortCounters], rollout: Option<&str>) -> Option<&'
 /// A change written against an older version of its environment.
 fn stale(record: &ChangeRecord, head: u64) -> ServiceError {
     ServiceError::Conflict {
-        code: "stale_version",
+        code: ErrorCode::StaleVersion,
         message: format!(
             "change `{}` was written against version {} of {}, which is now at version {head}; it stays {} and must be resubmitted against the current config",
             record.id, record.base_version, record.env, record.status
@@ -273,7 +273,7 @@ impl Service {
                 )
                 .await?;
                 return Err(ServiceError::Conflict {
-                    code: "impact_blocked",
+                    code: ErrorCode::ImpactBlocked,
                     message: format!(
                         "the impact test blocked change `{}`:\n{}",
                         record.id,
@@ -480,7 +480,7 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound(format!("rollout `{id}`")))?;
         let now = unix_ms();
         f(&mut r, now).map_err(|message| ServiceError::Conflict {
-            code: "rollout_state",
+            code: ErrorCode::RolloutState,
             message,
         })?;
         let detail = json!({ "rollout": id, "reason": reason });
@@ -526,7 +526,7 @@ impl Service {
                 .ok_or_else(|| ServiceError::NotFound(format!("rollout `{id}`")))?;
             if !r.state.is_active() {
                 return Err(ServiceError::Conflict {
-                    code: "rollout_state",
+                    code: ErrorCode::RolloutState,
                     message: format!("rollout `{id}` is {}: it has already ended", r.state),
                 });
             }

@@ -991,3 +991,74 @@ async fn openapi_document_lists_every_endpoint() {
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+/// Why a body's schema says nothing: missing, or an object with no `$ref` and no properties
+/// (an array's items too); `None` when it names a type.
+fn untyped(schema: Option<&Value>) -> Option<&'static str> {
+    let Some(schema) = schema else {
+        return Some("no schema");
+    };
+    if schema.get("$ref").is_some()
+        || ["oneOf", "allOf", "anyOf"]
+            .iter()
+            .any(|k| schema.get(*k).is_some())
+    {
+        return None;
+    }
+    match schema["type"].as_str() {
+        Some("array") => untyped(schema.get("items")).map(|_| "an array of untyped objects"),
+        Some("object") if schema.get("properties").is_none() => Some("an untyped object"),
+        None => Some("a schema with no type"),
+        Some(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn openapi_names_a_schema_for_every_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/control.db", dir.path().display());
+    let h = harness(&url).await;
+    let (s, doc) = h.raw("GET", "/openapi.json", None, Body::empty()).await;
+    assert_eq!(s, StatusCode::OK);
+    let mut faults = Vec::new();
+    let mut bodies = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let mut contents = vec![("request".to_owned(), &op["requestBody"]["content"])];
+            for (status, resp) in op["responses"].as_object().unwrap() {
+                contents.push((format!("response {status}"), &resp["content"]));
+            }
+            for (what, content) in contents {
+                for (media, body) in content.as_object().into_iter().flatten() {
+                    bodies += 1;
+                    if let Some(why) = untyped(body.get("schema")) {
+                        faults.push(format!("{method} {path}: {what} ({media}) is {why}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(faults.is_empty(), "untyped bodies:\n{}", faults.join("\n"));
+    assert!(bodies > 60, "only {bodies} bodies: the walk is broken");
+    // Every body's named schema is in the document, the model's types included.
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "ConfigResponse",
+        "Config",
+        "Flag",
+        "Snapshot",
+        "Change",
+        "Edit",
+        "DeclaredImpact",
+        "ChangeView",
+        "ApplyResponse",
+        "RolloutView",
+        "GatewayReport",
+        "ConfigAck",
+        "SampleBatch",
+        "ErrorBody",
+        "ErrorCode",
+    ] {
+        assert!(schemas.contains_key(name), "schema {name} missing");
+    }
+}

@@ -67,6 +67,42 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Bindable<T> {
     }
 }
 
+/// The schema: the literal's, or `{ flag: <name> }`. A generic type's schema is composed
+/// from its parameter's (utoipa's derive asks for `ComposeSchema`, which it also derives).
+impl<T: utoipa::ToSchema> utoipa::__dev::ComposeSchema for Bindable<T> {
+    fn compose(
+        generics: Vec<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
+    ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let literal = generics.into_iter().next().unwrap_or_else(T::schema);
+        let flag = ObjectBuilder::new()
+            .property("flag", ObjectBuilder::new().schema_type(Type::String))
+            .required("flag");
+        OneOfBuilder::new()
+            .item(literal)
+            .item(flag)
+            .description(Some(
+                "a literal, or `{ flag: <name> }` to take a flag's value",
+            ))
+            .into()
+    }
+}
+
+impl<T: utoipa::ToSchema> utoipa::ToSchema for Bindable<T> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        format!("Bindable_{}", T::name()).into()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        T::schemas(schemas);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ use crate::snapshot::StageScope;
     strum::EnumString,
     strum::IntoStaticStr,
     strum::VariantArray,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -34,7 +35,7 @@ pub enum Risk {
 }
 
 /// A proposed edit to one or more objects of one environment. Immutable once submitted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Change {
     pub environment: Environment,
@@ -46,7 +47,7 @@ pub struct Change {
 }
 
 /// What the author expects the change to do to traffic.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeclaredImpact {
     /// The share of sampled requests, in percent, whose outcome the author expects to change.
@@ -59,7 +60,7 @@ pub struct DeclaredImpact {
 }
 
 /// One object created, replaced or deleted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Edit {
     Upsert(Object),
@@ -67,7 +68,7 @@ pub enum Edit {
 }
 
 /// A configuration object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Object {
     Product(Product),
@@ -132,6 +133,7 @@ impl Config {
     strum::EnumString,
     strum::IntoStaticStr,
     strum::VariantArray,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -144,14 +146,14 @@ pub enum ObjectKind {
 }
 
 /// The stages a change passes through on its way to 100%.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolloutPlan {
     pub stages: Vec<StageDef>,
 }
 
 /// One stage of a rollout.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageDef {
     pub name: String,
@@ -165,7 +167,7 @@ pub struct StageDef {
 }
 
 /// A health gate: candidate cohort against baseline cohort, same window, same gateways.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Gate {
     /// No data by this many seconds into the stage fails the gate.
@@ -174,7 +176,7 @@ pub struct Gate {
 }
 
 /// What a gate checks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum GateCheck {
     /// Candidate error rate (5xx and gateway errors) against baseline, by a sequential test.

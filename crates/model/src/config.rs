@@ -22,6 +22,7 @@ use crate::flag::Flag;
     strum::EnumString,
     strum::IntoStaticStr,
     strum::VariantArray,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -32,16 +33,17 @@ pub enum Environment {
 }
 
 /// Who a gateway is: its id, its cell (failure domain) and its version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayIdentity {
     pub id: String,
     pub cell: String,
+    #[schema(value_type = String)]
     pub version: semver::Version,
 }
 
 /// The whole configuration of one environment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub environment: Environment,
@@ -60,7 +62,7 @@ pub struct Config {
 }
 
 /// Environment-wide settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// The request header that names the tenant, unless an API key sets it.
@@ -81,7 +83,7 @@ impl Default for Settings {
 }
 
 /// A product: a set of routes that customers see as one service (and a status-page component).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Product {
     pub name: String,
@@ -90,7 +92,7 @@ pub struct Product {
 }
 
 /// A pool of endpoints with load balancing, timeouts, retries and a health check.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Upstream {
     pub name: String,
@@ -107,7 +109,7 @@ pub struct Upstream {
 }
 
 /// How an upstream picks an endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum LoadBalancing {
     #[default]
@@ -120,7 +122,7 @@ pub enum LoadBalancing {
 }
 
 /// A per-request key: for rate limits and consistent hashing.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RequestKey {
     Tenant,
@@ -130,7 +132,7 @@ pub enum RequestKey {
 }
 
 /// Upstream timeouts, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
     #[serde(default = "Timeouts::default_connect")]
@@ -164,7 +166,7 @@ impl Default for Timeouts {
 }
 
 /// Retries of idempotent requests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Retries {
     /// Extra attempts after the first; 0 disables retries.
@@ -193,7 +195,7 @@ impl Default for Retries {
 }
 
 /// What makes a request eligible for a retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RetryOn {
     ConnectError,
@@ -203,7 +205,7 @@ pub enum RetryOn {
 }
 
 /// An active HTTP health check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
     pub path: String,
@@ -230,7 +232,7 @@ impl HealthCheck {
 }
 
 /// A match on host, path, methods and headers that leads to an upstream through policies.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     pub id: String,
@@ -244,7 +246,7 @@ pub struct Route {
 }
 
 /// What a request must look like to take a route.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteMatch {
     /// An exact host, or `*.suffix` for any subdomain; absent matches every host.
@@ -260,7 +262,7 @@ pub struct RouteMatch {
 }
 
 /// A path prefix or an exact path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum PathMatch {
     Prefix(String),
@@ -281,6 +283,7 @@ pub enum PathMatch {
     strum::EnumString,
     strum::IntoStaticStr,
     strum::VariantArray,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "UPPERCASE")]
 #[strum(serialize_all = "UPPERCASE")]
@@ -295,7 +298,7 @@ pub enum Method {
 }
 
 /// A condition on one request header.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatch {
     pub name: String,
@@ -303,7 +306,7 @@ pub struct HeaderMatch {
 }
 
 /// How a header value must look.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ValueMatch {
     /// The header is present, with any value.
@@ -322,6 +325,24 @@ pub struct Policy {
     pub description: String,
     pub enabled: Bindable<bool>,
     pub kind: PolicyKind,
+}
+
+/// On the wire a policy is its [`PolicyWire`]: the schema says so.
+impl utoipa::PartialSchema for Policy {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <PolicyWire as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Policy {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <PolicyWire as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 /// The kinds of policy.
@@ -350,7 +371,7 @@ impl PolicyKind {
 }
 
 /// The wire form of a policy: exactly one kind key is set.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyWire {
     id: String,
@@ -452,7 +473,7 @@ impl From<Policy> for PolicyWire {
 }
 
 /// Allow or deny.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Allow,
@@ -460,7 +481,7 @@ pub enum Action {
 }
 
 /// Allow or deny by client CIDR, tenant or header; the first matching rule wins.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessPolicy {
     /// What happens when no rule matches.
@@ -479,11 +500,12 @@ impl AccessPolicy {
 }
 
 /// One access rule. Each criterion that is set must match (a list matches if any entry does).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessRule {
     pub action: Action,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
     pub cidrs: Vec<IpNet>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tenants: Vec<String>,
@@ -492,14 +514,14 @@ pub struct AccessRule {
 }
 
 /// Authentication of the request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthPolicy {
     ApiKey(ApiKeyAuth),
 }
 
 /// API keys, stored as SHA-256 hashes, presented in a header.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyAuth {
     #[serde(default = "ApiKeyAuth::default_header")]
@@ -514,7 +536,7 @@ impl ApiKeyAuth {
 }
 
 /// One API key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKey {
     pub id: String,
@@ -526,7 +548,7 @@ pub struct ApiKey {
 }
 
 /// A token bucket per key, held by each gateway.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitPolicy {
     pub per_second: Bindable<u32>,
@@ -535,7 +557,7 @@ pub struct RateLimitPolicy {
 }
 
 /// Header edits on the request to the upstream and on the response to the client.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderRules {
     #[serde(default)]
@@ -545,7 +567,7 @@ pub struct HeaderRules {
 }
 
 /// Headers to set and to remove.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderEdits {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -555,7 +577,7 @@ pub struct HeaderEdits {
 }
 
 /// A header name and a value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderValue {
     pub name: String,
@@ -563,7 +585,7 @@ pub struct HeaderValue {
 }
 
 /// A response served by the gateway itself, without the upstream (for example maintenance).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaticResponse {
     pub status: Bindable<u16>,
@@ -585,7 +607,7 @@ impl StaticResponse {
 }
 
 /// Overrides of the upstream's total timeout and retry attempts for one route.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutRetry {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::change::Risk;
 
 /// A feature flag.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Flag {
     pub name: String,
@@ -52,6 +52,7 @@ impl Flag {
     strum::EnumString,
     strum::IntoStaticStr,
     strum::VariantArray,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -77,7 +78,7 @@ impl FlagType {
 }
 
 /// A targeting rule: all conditions hold, and the request falls inside the percentage if any.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlagRule {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -90,7 +91,7 @@ pub struct FlagRule {
 }
 
 /// A sticky percentage of requests, bucketed by an attribute and salted by flag and rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Percentage {
     /// 0 to 100, in steps of 0.0001.
@@ -107,7 +108,7 @@ impl Percentage {
 }
 
 /// One condition on the evaluation context.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
     pub attribute: Attribute,
@@ -116,7 +117,7 @@ pub struct Condition {
 }
 
 /// A comparison. Numeric and semver operators take one value; the rest take a list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     In,
@@ -144,7 +145,7 @@ impl Op {
 }
 
 /// A string, number or boolean from YAML, kept as its text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Scalar(pub String);
 
@@ -190,6 +191,11 @@ pub enum Attribute {
     /// An arbitrary context attribute, written `attr.<name>`.
     Attr(String),
 }
+
+crate::string_schema!(
+    Attribute,
+    "tenant, product, route, cell, gateway_id, gateway_version, method, path, client_ip, header.<name> or attr.<name>"
+);
 
 /// An attribute name that is not one rampart knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

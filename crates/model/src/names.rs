@@ -51,3 +51,21 @@ where
             .join(", "),
     })
 }
+
+/// `utoipa::ToSchema` for a type that is a string on the wire (serde `try_from`/`into`
+/// `String`): its schema is a string with `description`.
+#[macro_export]
+macro_rules! string_schema {
+    ($ty:ty, $description:expr) => {
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some($description))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $ty {}
+    };
+}

@@ -51,6 +51,8 @@ impl fmt::Debug for ContentHash {
     }
 }
 
+crate::string_schema!(ContentHash, "64 lowercase hex digits: a SHA-256 digest");
+
 /// A string that is not 64 lowercase hex digits.
 #[derive(Debug, thiserror::Error)]
 #[error("a content hash is 64 lowercase hex digits, not `{0}`")]
@@ -76,7 +78,7 @@ impl From<ContentHash> for String {
 }
 
 /// Which gateways and which share of their requests a rollout stage covers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageScope {
     /// Cells in scope; empty means every cell.
@@ -90,7 +92,7 @@ pub struct StageScope {
 }
 
 /// A candidate configuration live on part of the fleet.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rollout {
     pub id: String,
@@ -123,7 +125,7 @@ struct Content<'a> {
 }
 
 /// The compiled configuration of one environment, as gateways run it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Snapshot {
     format_version: u32,
     config: Config,

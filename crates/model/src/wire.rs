@@ -15,7 +15,7 @@ pub const LATENCY_BOUNDS_MS: [f64; 14] = [
 ];
 
 /// A gateway's answer to a snapshot: it runs it, or it refused it and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ConfigAck {
     Ack { hash: ContentHash },
@@ -25,7 +25,7 @@ pub enum ConfigAck {
 /// What a gateway reports about itself, every second to the control plane and on its admin
 /// listener at `/cohorts`. Counters are cumulative since the gateway started; readers diff
 /// two reports to get a window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayReport {
     pub gateway: GatewayIdentity,
@@ -44,7 +44,7 @@ pub struct GatewayReport {
 }
 
 /// Cumulative counters of one cohort on one gateway.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CohortCounters {
     /// `None` for the baseline; else the rollout whose candidate served these requests.
@@ -73,13 +73,14 @@ pub struct CohortCounters {
 
 /// The metadata of one recent request, scrubbed of secrets, kept by gateways for the impact
 /// test to replay.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestSample {
     pub at_ms: u64,
     pub method: String,
     pub host: String,
     pub path: String,
+    #[schema(value_type = String)]
     pub client_ip: std::net::IpAddr,
     /// Selected headers; credentials are replaced by a fingerprint (see the gateway docs).
     pub headers: Vec<(String, String)>,
@@ -106,6 +107,7 @@ pub struct RequestSample {
     strum::EnumString,
     strum::IntoStaticStr,
     strum::VariantArray,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -122,7 +124,7 @@ pub enum ImpactClass {
 
 /// Counts of compared requests by class. Used by the impact report and by gateways' shadow
 /// counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImpactCounts {
     /// Requests compared, changed or not.
@@ -195,7 +197,7 @@ impl ImpactCounts {
 }
 
 /// Samples one gateway uploads: the gateway's identity applies to all of them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SampleBatch {
     pub gateway: GatewayIdentity,

@@ -1,0 +1,54 @@
+//! Tokens.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use rampart_api::{TokenCreated, TokenKind, TokenRequest};
+use rampart_model::EnumName;
+
+use super::St;
+use super::auth::{Caller, may};
+use super::error::doc::{BadBody, Denied, Invalid};
+use super::error::{ApiError, ApiResult};
+use super::extract::Body;
+use crate::service::views;
+
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "rampart",
+    request_body = TokenRequest,
+    responses((status = 201, description = "the token and its secret, shown once", body = TokenCreated), Denied, BadBody, Invalid),
+    security(("bearer" = []))
+)]
+pub async fn create_token(
+    State(s): St,
+    caller: Caller<may::ManageTokens>,
+    Body(b): Body<TokenRequest>,
+) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
+    if b.name.trim().is_empty() || b.name.len() > 200 {
+        return Err(ApiError::invalid_field(
+            "name",
+            "a token needs a name of 1 to 200 characters",
+        ));
+    }
+    let role = match (b.kind, b.role) {
+        (TokenKind::User, Some(role)) => role.as_str(),
+        (TokenKind::User, None) => {
+            return Err(ApiError::invalid_field("role", "a user token needs a role"));
+        }
+        (TokenKind::Gateway, None) => "gateway",
+        (TokenKind::Gateway, Some(_)) => {
+            return Err(ApiError::invalid_field(
+                "role",
+                "a gateway token has no role",
+            ));
+        }
+    };
+    let (record, secret) = s
+        .service
+        .create_token(&caller.name, &b.name, b.kind, role)
+        .await?;
+    let token = views::token_record(record);
+    Ok((StatusCode::CREATED, Json(TokenCreated { token, secret })))
+}
