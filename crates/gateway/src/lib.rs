@@ -28,6 +28,8 @@ pub mod server;
 pub mod source;
 pub mod stats;
 pub mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod upstream;
 
 use std::net::SocketAddr;
