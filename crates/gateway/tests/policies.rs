@@ -9,9 +9,7 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_policies_by_cidr_and_tenant() {
-    let up = upstream("app").await;
-    let fleet = app_fleet(
-        up.addr,
+    let (up, gw) = app_gateway(
         r#"
 policies:
   - id: deny-loopback
@@ -35,8 +33,8 @@ routes:
   - { id: tenants, product: app, match: { path: { prefix: /tenants/ } }, upstream: app, policies: [block-tenants] }
   - { id: ordered, product: app, match: { path: { prefix: /ordered/ } }, upstream: app, policies: [vip-first] }
 "#,
-    );
-    let gw = boot(&fleet).await;
+    )
+    .await;
     let c = reqwest::Client::new();
     let get = |path: &str, tenant: Option<&str>| {
         let mut req = c.get(gw.url(path));
@@ -154,9 +152,7 @@ routes:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_burst_then_429_then_refill() {
-    let up = upstream("app").await;
-    let fleet = app_fleet(
-        up.addr,
+    let (up, gw) = app_gateway(
         r#"
 policies:
   - id: per-client
@@ -167,8 +163,8 @@ routes:
   - { id: limited, product: app, match: { path: { prefix: /limited/ } }, upstream: app, policies: [per-client] }
   - { id: tenant-limited, product: app, match: { path: { prefix: /tenant/ } }, upstream: app, policies: [per-tenant] }
 "#,
-    );
-    let gw = boot(&fleet).await;
+    )
+    .await;
     let c = reqwest::Client::new();
     let call = |path: &str, k: &str, v: &str| c.get(gw.url(path)).header(k, v).send();
 
@@ -221,9 +217,7 @@ routes:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_responses_never_reach_the_upstream() {
-    let up = upstream("app").await;
-    let fleet = app_fleet(
-        up.addr,
+    let (up, gw) = app_gateway(
         r#"
 policies:
   - id: stamp
@@ -242,8 +236,8 @@ routes:
   - { id: robots, product: app, match: { path: { exact: /robots.txt } }, upstream: app, policies: [robots] }
   - { id: maint, product: app, match: { path: { prefix: /maint/ } }, upstream: app, policies: [stamp, maintenance] }
 "#,
-    );
-    let gw = boot(&fleet).await;
+    )
+    .await;
     let c = reqwest::Client::new();
 
     let r = c.get(gw.url("/robots.txt")).send().await.unwrap();

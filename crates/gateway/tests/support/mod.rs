@@ -136,6 +136,13 @@ pub fn app_fleet(up: SocketAddr, rest: &str) -> String {
     ))
 }
 
+/// An upstream `app` and a gateway serving it with `rest` (see [`app_fleet`]).
+pub async fn app_gateway(rest: &str) -> (Upstream, Gateway) {
+    let up = upstream("app").await;
+    let gw = boot(&app_fleet(up.addr, rest)).await;
+    (up, gw)
+}
+
 /// A dev fleet (see [`fleet`]) with each `(placeholder, address)` filled in.
 pub fn fleet_at<S: AsRef<str>>(rest: &str, addrs: &[(S, SocketAddr)]) -> String {
     let mut text = fleet(rest);
