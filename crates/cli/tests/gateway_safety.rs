@@ -767,9 +767,9 @@ async fn the_local_guard_drops_a_failing_candidate() {
 
 /// 7b. The same, with the candidate sending the route to a *new* upstream (the usual way to
 /// move traffic to another backend). The gateway builds connection pools from the baseline's
-/// upstreams only, and indexes them with the candidate's upstream index, so this request
-/// panics in `proxy::plan` (outside the `catch_unwind` around evaluation): the connection is
-/// dropped, nothing is counted, and the local guard never trips.
+/// upstreams only, and indexed them with the candidate's upstream index, so this request
+/// panicked while the gateway planned it (outside the `catch_unwind` around evaluation): the
+/// connection was dropped, nothing was counted, and the local guard never tripped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_guard_drops_a_candidate_routed_to_a_new_failing_upstream() {
     const MIN_REQUESTS: usize = 20;

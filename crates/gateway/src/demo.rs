@@ -42,16 +42,7 @@ async fn respond(
         return Ok(Response::new(Full::new(Bytes::from_static(b"ok\n"))));
     }
     let n = served.fetch_add(1, Relaxed) + 1;
-    let headers: serde_json::Map<String, serde_json::Value> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into(),
-            )
-        })
-        .collect();
+    let headers = echo_headers(req.headers());
     let method = req.method().to_string();
     let uri = req.uri().to_string();
     let body = req
@@ -77,4 +68,17 @@ async fn respond(
     resp.headers_mut()
         .insert("server", http::HeaderValue::from_static("rampart-demo"));
     Ok(resp)
+}
+
+/// Request headers as a JSON object of their values as text (the last of a repeated one).
+pub fn echo_headers(headers: &http::HeaderMap) -> serde_json::Map<String, serde_json::Value> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into(),
+            )
+        })
+        .collect()
 }

@@ -16,6 +16,28 @@
 //!
 //! Config sources feed [`Gateway::offer`]: a watched file ([`source`]) and the control
 //! plane's stream ([`sync`]); either or both may be used.
+//!
+//! ## The request path
+//!
+//! [`server`] accepts connections (shedding load beyond `max_inflight`) and hands each request
+//! to [`proxy::handle`], which runs it through named phases with one per-request context
+//! ([`proxy::RequestCtx`]), as pingora's `request_filter` / `upstream_peer` /
+//! `response_filter` / `logging` do:
+//!
+//! 1. **route and decide**: read the target ([`proxy::path`]: one Host, dot-segments
+//!    resolved), choose the cohort on the [`live`] snapshot, evaluate with `rampart-eval`, take
+//!    rate-limit tokens ([`ratelimit`]);
+//! 2. **respond or forward**: a synthetic response ([`proxy::respond`]), or the call to a pool
+//!    endpoint ([`upstream`]) with timeouts and retries ([`proxy::forward`]), headers edited
+//!    by [`proxy::headers`];
+//! 3. **record** ([`proxy::record`]): cohort counters and the local guard ([`stats`]),
+//!    [`metrics`], request samples.
+//!
+//! Every refusal or failure of the gateway itself is a [`proxy::Reject`], whose status and
+//! `x-rampart-error` are set in one place.
+//!
+//! Around it: the admin API ([`admin`]), the last known good and crash-loop guard ([`lkg`]),
+//! the demo upstream ([`demo`]) and, with the `testing` feature, test upstreams (`testing`).
 
 pub mod admin;
 pub mod demo;
@@ -28,6 +50,8 @@ pub mod server;
 pub mod source;
 pub mod stats;
 pub mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod upstream;
 
 use std::net::SocketAddr;

@@ -31,6 +31,8 @@ pub struct Active {
     pub secret_headers: BTreeSet<String>,
     /// Request metrics of this snapshot's routes and cohorts.
     pub metrics: MetricCache,
+    /// The baseline's tenant header, parsed once; the gateway sets it on forwarded requests.
+    pub tenant_header: Option<http::HeaderName>,
 }
 
 impl Active {
@@ -133,6 +135,8 @@ impl Shared {
             .max()
             .unwrap_or(0);
         let metrics = MetricCache::new(routes, 1 + snapshot.rollouts().len());
+        let tenant_header =
+            http::HeaderName::from_bytes(snapshot.config().settings.tenant_header.as_bytes()).ok();
         Ok(Arc::new(Active {
             snapshot,
             evaluator,
@@ -140,6 +144,7 @@ impl Shared {
             candidates,
             secret_headers,
             metrics,
+            tenant_header,
         }))
     }
 

@@ -469,17 +469,22 @@ mod tests {
         assert_eq!(again.load_current().unwrap().unwrap().hash(), s.hash());
     }
 
+    /// Assert the store holds `current` and, before it, `previous`.
+    fn assert_holds(store: &LkgStore, current: &Snapshot, previous: &Snapshot) {
+        let hash = |s: Option<Snapshot>| s.map(|s| s.hash());
+        assert_eq!(hash(store.load_current().unwrap()), Some(current.hash()));
+        assert_eq!(hash(store.load_previous().unwrap()), Some(previous.hash()));
+    }
+
     #[test]
     fn a_different_snapshot_rotates_current_to_previous() {
         let (_dir, store) = store();
         let (a, b, c) = (snapshot(1), snapshot(2), snapshot(3));
         store.save(&a).unwrap();
         store.save(&b).unwrap();
-        assert_eq!(store.load_current().unwrap().unwrap().hash(), b.hash());
-        assert_eq!(store.load_previous().unwrap().unwrap().hash(), a.hash());
+        assert_holds(&store, &b, &a);
         store.save(&c).unwrap();
-        assert_eq!(store.load_current().unwrap().unwrap().hash(), c.hash());
-        assert_eq!(store.load_previous().unwrap().unwrap().hash(), b.hash());
+        assert_holds(&store, &c, &b);
     }
 
     #[test]
@@ -489,8 +494,7 @@ mod tests {
         store.save(&a).unwrap();
         store.save(&b).unwrap();
         store.save(&b).unwrap();
-        assert_eq!(store.load_current().unwrap().unwrap().hash(), b.hash());
-        assert_eq!(store.load_previous().unwrap().unwrap().hash(), a.hash());
+        assert_holds(&store, &b, &a);
     }
 
     #[test]
@@ -567,8 +571,7 @@ mod tests {
         store.save(&b).unwrap();
         fs::write(store.current_path(), b"{ torn").unwrap();
         store.save(&c).unwrap();
-        assert_eq!(store.load_current().unwrap().unwrap().hash(), c.hash());
-        assert_eq!(store.load_previous().unwrap().unwrap().hash(), a.hash());
+        assert_holds(&store, &c, &a);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 /// Labels of a served request.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -68,67 +68,67 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("rampart_gateway");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
+        let requests = register(
+            &mut registry,
             "requests",
             "Requests served, by route, cohort, rollout, status class and origin",
-            requests.clone(),
+            Family::<RequestLabels, Counter>::default(),
         );
-        let duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.000_25, 2.0, 18))
-        });
-        registry.register(
+        let duration = register(
+            &mut registry,
             "request_duration_seconds",
             "Time from request head to response head",
-            duration.clone(),
+            Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.000_25, 2.0, 18))
+            }),
         );
-        let gateway_errors = Family::<ReasonLabels, Counter>::default();
-        registry.register(
+        let gateway_errors = register(
+            &mut registry,
             "gateway_errors",
             "Responses the gateway produced because it failed to reach an upstream",
-            gateway_errors.clone(),
+            Family::<ReasonLabels, Counter>::default(),
         );
-        let endpoint_healthy = Family::<EndpointLabels, Gauge>::default();
-        registry.register(
+        let endpoint_healthy = register(
+            &mut registry,
             "upstream_endpoint_healthy",
             "1 when the endpoint passes its health check",
-            endpoint_healthy.clone(),
+            Family::<EndpointLabels, Gauge>::default(),
         );
-        let active_snapshot = Family::<SnapshotLabels, Gauge>::default();
-        registry.register(
+        let active_snapshot = register(
+            &mut registry,
             "active_snapshot",
             "1 for the hash of the snapshot being served",
-            active_snapshot.clone(),
+            Family::<SnapshotLabels, Gauge>::default(),
         );
-        let configs_applied = Counter::default();
-        registry.register(
+        let configs_applied = register(
+            &mut registry,
             "configs_applied",
             "Snapshots activated",
-            configs_applied.clone(),
+            Counter::default(),
         );
-        let configs_refused = Counter::default();
-        registry.register(
+        let configs_refused = register(
+            &mut registry,
             "configs_refused",
             "Snapshots refused (NACKed) because they did not compile or were quarantined",
-            configs_refused.clone(),
+            Counter::default(),
         );
-        let fallbacks = Family::<RolloutLabels, Counter>::default();
-        registry.register(
+        let fallbacks = register(
+            &mut registry,
             "candidate_fallbacks",
             "Candidate evaluations that failed and were served by the baseline",
-            fallbacks.clone(),
+            Family::<RolloutLabels, Counter>::default(),
         );
-        let guard_trips = Family::<RolloutLabels, Counter>::default();
-        registry.register(
+        let guard_trips = register(
+            &mut registry,
             "local_guard_trips",
             "Candidates this gateway stopped using by itself",
-            guard_trips.clone(),
+            Family::<RolloutLabels, Counter>::default(),
         );
-        let rate_limited = Counter::default();
-        registry.register(
+        let rate_limited = register(
+            &mut registry,
             "rate_limited",
             "Requests refused with 429",
-            rate_limited.clone(),
+            Counter::default(),
         );
         Metrics {
             registry,
@@ -144,6 +144,12 @@ impl Default for Metrics {
             rate_limited,
         }
     }
+}
+
+/// Register `metric` and return it (a handle to the same values).
+fn register<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 /// The class of a status code, as a label.

@@ -15,7 +15,7 @@ use tower::ServiceBuilder;
 pub use tower::limit::GlobalConcurrencyLimitLayer;
 
 use crate::live::Shared;
-use crate::proxy::{RespBody, error_response, handle};
+use crate::proxy::{Reject, RespBody, handle};
 use http::Response;
 
 /// Accept connections until `shutdown` flips, then drain in-flight requests for up to `drain`.
@@ -100,7 +100,7 @@ pub async fn serve(
 fn shed(
     r: Result<Response<RespBody>, tower::BoxError>,
 ) -> Result<Response<RespBody>, tower::BoxError> {
-    Ok(r.unwrap_or_else(|_| error_response(503, "overloaded", None)))
+    Ok(r.unwrap_or_else(|_| Reject::Overloaded.into_response()))
 }
 
 /// A TLS acceptor from PEM files, offering HTTP/2 and HTTP/1.1 by ALPN.

@@ -2,6 +2,8 @@
 //! snapshot, refuses a broken one with a NACK and the reason while it keeps serving, and
 //! reconnects with `Last-Event-ID`.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -99,31 +101,17 @@ async fn runs_good_snapshots_nacks_broken_ones_and_resumes() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let dir = tempfile::tempdir().unwrap();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let opts = rampart_gateway::GatewayOptions {
-        identity: rampart_model::GatewayIdentity {
-            id: "gw-1".into(),
-            cell: "eu-1".into(),
-            version: semver::Version::new(0, 1, 0),
-        },
-        listen: any,
-        tls: None,
-        admin: any,
-        data_dir: dir.path().to_path_buf(),
-        config: None,
-        control: Some((
-            format!("http://{control}"),
-            "rpt_test".into(),
-            Environment::Prod,
-        )),
-        poll: Duration::from_millis(500),
-        stability: Duration::from_secs(60),
-        drain: Duration::from_secs(1),
-        guard: Default::default(),
-        sample_every: 8,
-        sample_capacity: 64,
-        max_inflight: 100,
-    };
+    let mut opts = support::options(dir.path());
+    opts.identity.id = "gw-1".into();
+    opts.control = Some((
+        format!("http://{control}"),
+        "rpt_test".into(),
+        Environment::Prod,
+    ));
+    opts.poll = Duration::from_millis(500);
+    opts.stability = Duration::from_secs(60);
+    opts.drain = Duration::from_secs(1);
+    opts.max_inflight = 100;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let gw = tokio::spawn(rampart_gateway::run(opts, stop_rx, move |_, admin, _| {
