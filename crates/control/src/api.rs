@@ -3,7 +3,7 @@
 //! - no header, a malformed one or an unknown token: 401 (`unauthorized`); an unknown or
 //!   malformed token is audited as `login_failed` (the token itself never is; a request with no
 //!   header attempted no login and is not audited);
-//! - a gateway token, or a role below the endpoint's ([`rules::Action::min_role`]): 403.
+//! - a gateway token, or a role below the endpoint's ([`rules::Permission::min_role`]): 403.
 //!
 //! | method | path | action |
 //! |---|---|---|
@@ -61,7 +61,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::AuditAction;
-use crate::rules::{Action, RulesConfig, allowed};
+use crate::rules::{Permission, RulesConfig, allowed};
 use crate::service::{FieldError, Service, ServiceError, Submission};
 use crate::store::{GatewaySeen, Store, TokenRecord};
 
@@ -434,7 +434,7 @@ async fn not_found() -> ApiError {
 }
 
 /// Authenticate the caller and check that their role may do `action`.
-async fn auth(state: &AppState, headers: &HeaderMap, action: Action) -> ApiResult<Caller> {
+async fn auth(state: &AppState, headers: &HeaderMap, action: Permission) -> ApiResult<Caller> {
     let token = authenticate(state, headers).await?;
     if token.kind == TokenKind::Gateway {
         return Err(ApiError::forbidden(
@@ -513,17 +513,17 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<TokenR
     Ok(token)
 }
 
-fn action_name(action: Action) -> &'static str {
+fn action_name(action: Permission) -> &'static str {
     match action {
-        Action::Read => "read",
-        Action::ReadAudit => "read the audit log",
-        Action::SubmitChange => "submit changes",
-        Action::Withdraw => "withdraw changes",
-        Action::Approve => "approve changes",
-        Action::Reject => "reject changes",
-        Action::Apply => "apply changes",
-        Action::Rollback => "roll back",
-        Action::ManageTokens => "manage tokens",
+        Permission::Read => "read",
+        Permission::ReadAudit => "read the audit log",
+        Permission::SubmitChange => "submit changes",
+        Permission::Withdraw => "withdraw changes",
+        Permission::Approve => "approve changes",
+        Permission::Reject => "reject changes",
+        Permission::Apply => "apply changes",
+        Permission::Rollback => "roll back",
+        Permission::ManageTokens => "manage tokens",
     }
 }
 
@@ -599,7 +599,7 @@ type RawBody = Result<Bytes, BytesRejection>;
     security(("bearer" = []))
 )]
 async fn get_config(State(s): St, Path(env): Path<String>, headers: HeaderMap) -> ApiResult {
-    auth(&s, &headers, Action::Read).await?;
+    auth(&s, &headers, Permission::Read).await?;
     let env = parse_env(&env)?;
     let (config, version) = s
         .service
@@ -622,7 +622,7 @@ async fn get_config(State(s): St, Path(env): Path<String>, headers: HeaderMap) -
     security(("bearer" = []))
 )]
 async fn get_flags(State(s): St, Path(env): Path<String>, headers: HeaderMap) -> ApiResult {
-    auth(&s, &headers, Action::Read).await?;
+    auth(&s, &headers, Permission::Read).await?;
     let env = parse_env(&env)?;
     let (config, version) = s
         .service
@@ -649,7 +649,7 @@ async fn get_flag(
     Path((env, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
-    auth(&s, &headers, Action::Read).await?;
+    auth(&s, &headers, Permission::Read).await?;
     let env = parse_env(&env)?;
     let (config, _) = s
         .service
@@ -674,7 +674,7 @@ async fn get_flag(
     security(("bearer" = []))
 )]
 async fn get_snapshot(State(s): St, Path(env): Path<String>, headers: HeaderMap) -> ApiResult {
-    auth(&s, &headers, Action::Read).await?;
+    auth(&s, &headers, Permission::Read).await?;
     let env = parse_env(&env)?;
     let snap = s
         .service
@@ -700,7 +700,7 @@ async fn list_changes(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult {
-    auth(&s, &headers, Action::Read).await?;
+    auth(&s, &headers, Permission::Read).await?;
     let env = parse_env(&env)?;
     let mut limit = 100;
     for pair in query
@@ -767,7 +767,7 @@ async fn submit(
     headers: HeaderMap,
     bytes: RawBody,
 ) -> ApiResult {
-    let caller = auth(&s, &headers, Action::SubmitChange).await?;
+    let caller = auth(&s, &headers, Permission::SubmitChange).await?;
     let env = parse_env(&env)?;
     let b: SubmitBody = body(bytes)?;
     let view = s
@@ -795,7 +795,7 @@ async fn submit(
     security(("bearer" = []))
 )]
 async fn get_change(State(s): St, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
-    auth(&s, &headers, Action::Read).await?;
+    auth(&s, &headers, Permission::Read).await?;
     Ok(ok(StatusCode::OK, &s.service.view(&id).await?))
 }
 
@@ -826,7 +826,7 @@ async fn approve(
     headers: HeaderMap,
     bytes: RawBody,
 ) -> ApiResult {
-    let caller = auth(&s, &headers, Action::Approve).await?;
+    let caller = auth(&s, &headers, Permission::Approve).await?;
     let Empty {} = body(bytes)?;
     Ok(ok(
         StatusCode::OK,
@@ -849,7 +849,7 @@ async fn reject(
     headers: HeaderMap,
     bytes: RawBody,
 ) -> ApiResult {
-    let caller = auth(&s, &headers, Action::Reject).await?;
+    let caller = auth(&s, &headers, Permission::Reject).await?;
     let b: RejectBody = body(bytes)?;
     Ok(ok(
         StatusCode::OK,
@@ -871,7 +871,7 @@ async fn withdraw(
     headers: HeaderMap,
     bytes: RawBody,
 ) -> ApiResult {
-    let caller = auth(&s, &headers, Action::Withdraw).await?;
+    let caller = auth(&s, &headers, Permission::Withdraw).await?;
     let Empty {} = body(bytes)?;
     Ok(ok(
         StatusCode::OK,
@@ -893,7 +893,7 @@ async fn apply(
     headers: HeaderMap,
     bytes: RawBody,
 ) -> ApiResult {
-    let caller = auth(&s, &headers, Action::Apply).await?;
+    let caller = auth(&s, &headers, Permission::Apply).await?;
     let Empty {} = body(bytes)?;
     let (change, snapshot) = s.service.apply(&id, &caller.name).await?;
     s.publish(snapshot.env).await;
@@ -932,7 +932,7 @@ async fn rollback(
     headers: HeaderMap,
     bytes: RawBody,
 ) -> ApiResult {
-    let caller = auth(&s, &headers, Action::Rollback).await?;
+    let caller = auth(&s, &headers, Permission::Rollback).await?;
     let env = parse_env(&env)?;
     let Empty {} = body(bytes)?;
     let snap = s.service.rollback(env, &caller.name).await?;
@@ -951,7 +951,7 @@ async fn rollback(
     security(("bearer" = []))
 )]
 async fn get_audit(State(s): St, headers: HeaderMap) -> ApiResult {
-    auth(&s, &headers, Action::ReadAudit).await?;
+    auth(&s, &headers, Permission::ReadAudit).await?;
     let entries = s.service.audit_entries().await?;
     Ok(ok(StatusCode::OK, &json!({ "entries": entries })))
 }
@@ -964,7 +964,7 @@ async fn get_audit(State(s): St, headers: HeaderMap) -> ApiResult {
     security(("bearer" = []))
 )]
 async fn verify_audit(State(s): St, headers: HeaderMap) -> ApiResult {
-    auth(&s, &headers, Action::ReadAudit).await?;
+    auth(&s, &headers, Permission::ReadAudit).await?;
     Ok(ok(StatusCode::OK, &s.service.verify_audit().await?))
 }
 
@@ -996,7 +996,7 @@ fn user_kind() -> TokenKind {
     security(("bearer" = []))
 )]
 async fn create_token(State(s): St, headers: HeaderMap, bytes: RawBody) -> ApiResult {
-    let caller = auth(&s, &headers, Action::ManageTokens).await?;
+    let caller = auth(&s, &headers, Permission::ManageTokens).await?;
     let b: TokenBody = body(bytes)?;
     let field = |path: &str, message: &str| ApiError {
         fields: vec![FieldError {
@@ -1266,7 +1266,7 @@ async fn gateway_samples(
 )]
 /// The newest rollouts of an environment.
 async fn list_rollouts(State(s): St, Path(env): Path<String>, headers: HeaderMap) -> ApiResult {
-    auth(&s, &headers, Action::Read).await?;
+    auth(&s, &headers, Permission::Read).await?;
     let env = parse_env(&env)?;
     let rollouts = s.service.rollout_views(env, 50).await?;
     Ok(ok(StatusCode::OK, &json!({ "rollouts": rollouts })))
@@ -1282,7 +1282,7 @@ async fn list_rollouts(State(s): St, Path(env): Path<String>, headers: HeaderMap
 )]
 /// One rollout.
 async fn get_rollout(State(s): St, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
-    auth(&s, &headers, Action::Read).await?;
+    auth(&s, &headers, Permission::Read).await?;
     Ok(ok(StatusCode::OK, &s.service.rollout_view(&id).await?))
 }
 
@@ -1311,9 +1311,9 @@ async fn control_rollout(
     bytes: RawBody,
 ) -> ApiResult {
     let needed = if action == "abort" {
-        Action::Rollback
+        Permission::Rollback
     } else {
-        Action::Apply
+        Permission::Apply
     };
     let caller = auth(&s, &headers, needed).await?;
     let b: ControlBody = match &bytes {
@@ -1355,7 +1355,7 @@ struct FleetQuery {
 )]
 /// The fleet view of one environment.
 async fn fleet(State(s): St, RawQuery(raw): RawQuery, headers: HeaderMap) -> ApiResult {
-    auth(&s, &headers, Action::Read).await?;
+    auth(&s, &headers, Permission::Read).await?;
     let raw = raw.unwrap_or_default();
     let uri = format!("/?{raw}")
         .parse()

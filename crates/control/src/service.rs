@@ -56,7 +56,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::audit::{self, AuditAction, ChainError};
-use crate::rules::{self, ApprovalFacts, Refusal, RulesConfig, Verdict};
+use crate::rules::{self, ApprovalFacts, Readiness, Refusal, RulesConfig};
 use crate::store::{
     self, AuditRow, ChangeRecord, NewAuditRow, NewChange, SnapshotRecord, Store, StoreError,
     StoreTx, TokenRecord,
@@ -93,7 +93,7 @@ pub enum ServiceError {
     },
     /// The change does not meet the risk rules yet (HTTP 409).
     #[error("the change is not ready: {0}")]
-    NotReady(Verdict),
+    NotReady(Readiness),
     /// Something the caller cannot fix (HTTP 500); the details are logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -140,7 +140,7 @@ pub struct ChangeView {
     pub record: ChangeRecord,
     pub approvals: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<Verdict>,
+    pub verdict: Option<Readiness>,
     /// The impact test's report, once it ran (see [`crate::impact`]).
     pub impact: Option<Value>,
     /// The rollout of the change, once it started.
@@ -531,7 +531,7 @@ impl Service {
         change: &Change,
         risk: Risk,
         approvers: &[String],
-    ) -> Result<Verdict> {
+    ) -> Result<Readiness> {
         let rules = self.rules.for_env(change.environment);
         let staging_soaked = match rules.staging_soak_secs(risk) {
             None => false,
