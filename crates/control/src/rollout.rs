@@ -44,7 +44,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::audit::AuditAction;
-use crate::gates::{self, CohortWindow, ShadowWindow, StageWindow, Verdict};
+use crate::gates::{self, CohortWindow, GateVerdict, ShadowWindow, StageWindow};
 use crate::impact;
 use crate::service::{Result, Service, ServiceError, audit_in, deployed_record};
 use crate::store::{
@@ -661,10 +661,10 @@ impl Service {
             "gateways_in_scope": in_scope,
             "window": { "baseline": window.baseline, "candidate": window.candidate },
         });
-        if verdict == Verdict::Fail {
+        if verdict == GateVerdict::Fail {
             let failed: Vec<&str> = results
                 .iter()
-                .filter(|g| g.verdict == Verdict::Fail)
+                .filter(|g| g.verdict == GateVerdict::Fail)
                 .map(|g| g.message.as_str())
                 .collect();
             let reason = format!("stage `{}` failed: {}", stage.name, failed.join("; "));
@@ -675,7 +675,7 @@ impl Service {
         }
         r.last_eval = Some(eval.clone());
         let done =
-            verdict == Verdict::Pass && window.soak_reached && r.state == RolloutState::Running;
+            verdict == GateVerdict::Pass && window.soak_reached && r.state == RolloutState::Running;
         if !done {
             match self.store().update_rollout(&mut r).await {
                 Ok(()) | Err(StoreError::Conflict { .. }) => return Ok(false),

@@ -62,9 +62,10 @@ impl Permission {
     pub fn min_role(self) -> Role {
         match self {
             Permission::Read => Role::Viewer,
-            Permission::SubmitChange | Permission::Withdraw | Permission::Apply | Permission::Rollback => {
-                Role::Editor
-            }
+            Permission::SubmitChange
+            | Permission::Withdraw
+            | Permission::Apply
+            | Permission::Rollback => Role::Editor,
             Permission::Approve | Permission::Reject | Permission::ReadAudit => Role::Approver,
             Permission::ManageTokens => Role::Admin,
         }

@@ -254,8 +254,7 @@ fn no_configuration_lets_the_author_approve_or_drops_prod_floors() {
             .unwrap_err()
             .to_string()
     };
-    let e =
-        err(json!({"prod": env(p(json!({"author_may_approve": true})), ok_critical.clone())}));
+    let e = err(json!({"prod": env(p(json!({"author_may_approve": true})), ok_critical.clone())}));
     assert!(e.contains("prod.high.author_may_approve"), "{e}");
     // Explicitly `false` is accepted.
     serde_json::from_value::<RulesConfig>(
