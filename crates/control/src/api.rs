@@ -1268,7 +1268,7 @@ async fn gateway_samples(
 async fn list_rollouts(State(s): St, Path(env): Path<String>, headers: HeaderMap) -> ApiResult {
     auth(&s, &headers, Permission::Read).await?;
     let env = parse_env(&env)?;
-    let rollouts = s.service.rollout_views(env, 50).await?;
+    let rollouts = s.service.rollouts().views(env, 50).await?;
     Ok(ok(StatusCode::OK, &json!({ "rollouts": rollouts })))
 }
 
@@ -1283,7 +1283,7 @@ async fn list_rollouts(State(s): St, Path(env): Path<String>, headers: HeaderMap
 /// One rollout.
 async fn get_rollout(State(s): St, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
     auth(&s, &headers, Permission::Read).await?;
-    Ok(ok(StatusCode::OK, &s.service.rollout_view(&id).await?))
+    Ok(ok(StatusCode::OK, &s.service.rollouts().view(&id).await?))
 }
 
 /// The body of pause, resume and abort.
@@ -1322,10 +1322,24 @@ async fn control_rollout(
     };
     let reason = b.reason.as_deref();
     let view = match action.as_str() {
-        "pause" => s.service.pause_rollout(&id, &caller.name, reason).await?,
-        "resume" => s.service.resume_rollout(&id, &caller.name, reason).await?,
+        "pause" => {
+            s.service
+                .rollouts()
+                .pause(&id, &caller.name, reason)
+                .await?
+        }
+        "resume" => {
+            s.service
+                .rollouts()
+                .resume(&id, &caller.name, reason)
+                .await?
+        }
         "abort" => {
-            let v = s.service.abort_rollout(&id, &caller.name, reason).await?;
+            let v = s
+                .service
+                .rollouts()
+                .abort(&id, &caller.name, reason)
+                .await?;
             s.publish(v.record.env).await;
             v
         }

@@ -45,7 +45,7 @@
 
 use rampart_api::{ChangeStatus, Role, TokenKind};
 use rampart_model::EnumName;
-use rampart_model::clock::unix_ms;
+use rampart_model::clock::{SystemClock, unix_ms};
 use std::collections::BTreeMap;
 
 use rampart_eval::Evaluator;
@@ -56,6 +56,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::audit::{self, AuditAction, ChainError};
+use crate::rollout::Rollouts;
 use crate::rules::{self, ApprovalFacts, Readiness, Refusal, RulesConfig};
 use crate::store::{
     self, AuditRow, ChangeRecord, NewAuditRow, NewChange, SnapshotRecord, Store, StoreError,
@@ -166,10 +167,7 @@ pub struct AuditReport {
 pub struct Service {
     store: Store,
     rules: RulesConfig,
-    rollouts: std::sync::Arc<crate::plan::RolloutConfig>,
-    /// Woken when this process deploys behind the API's back (the rollout driver), so its
-    /// streams publish at once instead of at their next poll.
-    deployed: std::sync::Arc<tokio::sync::Notify>,
+    rollouts: Rollouts,
 }
 
 /// The audit hash of a stored row: [`audit::entry_hash`] over the row's fields.
@@ -330,27 +328,27 @@ fn subject(id: &str) -> String {
 
 impl Service {
     pub fn new(store: Store, rules: RulesConfig) -> Service {
+        let clock = std::sync::Arc::new(SystemClock);
         Service {
+            rollouts: Rollouts::new(store.clone(), Default::default(), clock),
             store,
             rules,
-            rollouts: Default::default(),
-            deployed: Default::default(),
         }
     }
 
     /// Woken after the rollout driver of this process deployed something.
     pub fn deployed(&self) -> &tokio::sync::Notify {
-        &self.deployed
+        self.rollouts.deployed()
     }
 
     /// The same service with these rollout rules.
     pub fn with_rollouts(mut self, rollouts: crate::plan::RolloutConfig) -> Service {
-        self.rollouts = std::sync::Arc::new(rollouts);
+        self.rollouts = self.rollouts.with_config(rollouts);
         self
     }
 
-    /// How rollouts run, per environment.
-    pub fn rollout_rules(&self) -> &crate::plan::RolloutConfig {
+    /// The rollouts of every environment.
+    pub fn rollouts(&self) -> &Rollouts {
         &self.rollouts
     }
 
@@ -733,7 +731,7 @@ impl Service {
             return Err(ServiceError::NotReady(verdict));
         }
         let env = record.env;
-        if let Some(active) = self.active_rollout(env).await? {
+        if let Some(active) = self.rollouts.active(env).await? {
             return Err(ServiceError::Conflict {
                 code: "rollout_active",
                 message: format!(
@@ -742,8 +740,12 @@ impl Service {
                 ),
             });
         }
-        match self.deployed_config(env).await? {
-            Some(baseline) => self.start_rollout(record, baseline, approvers, actor).await,
+        match self.rollouts.deployed_config(env).await? {
+            Some(baseline) => {
+                self.rollouts
+                    .start(record, baseline, approvers, actor)
+                    .await
+            }
             None => self.apply_directly(record, approvers, actor).await,
         }
     }
@@ -845,12 +847,13 @@ impl Service {
         // A rollout in progress is aborted (which returns to the LKG). The driver writes the
         // rollout at every evaluation: re-read and retry when it moved meanwhile.
         for attempt in 1.. {
-            let Some(active) = self.active_rollout(env).await? else {
+            let Some(active) = self.rollouts.active(env).await? else {
                 break;
             };
             let reason = format!("rolled back to the LKG by {actor}");
             match self
-                .end_rollout(
+                .rollouts
+                .end(
                     active,
                     rampart_api::RolloutState::Aborted,
                     actor,
@@ -875,7 +878,7 @@ impl Service {
                 message: format!("{env} has no verified snapshot to roll back to"),
             })?;
         let mut tx = self.store.begin().await?;
-        let (version, detail) = self.return_to(&mut tx, &lkg, actor, "rollback").await?;
+        let (version, detail) = Self::return_to(&mut tx, &lkg, actor, "rollback").await?;
         audit_in(
             &mut tx,
             actor,
@@ -892,7 +895,6 @@ impl Service {
     /// version, unless they are equal already), store its snapshot at that version and deploy
     /// it. Returns the version and an audit detail.
     pub(crate) async fn return_to(
-        &self,
         tx: &mut StoreTx,
         target: &SnapshotRecord,
         actor: &str,

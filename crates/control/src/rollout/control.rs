@@ -1,0 +1,112 @@
+//! What people do to a rollout in progress: pause it, resume it, or abort it (back to the LKG
+//! at once, like a failed gate). The driver writes a rollout at every evaluation, so each action
+//! re-reads and retries when the rollout moved meanwhile.
+
+use rampart_api::RolloutState;
+use serde_json::json;
+
+use super::{CONTROL_ATTEMPTS, DecisionAction, RolloutView, Rollouts, is_moved, moved};
+use crate::service::{Result, ServiceError};
+use crate::store::RolloutRecord;
+
+/// A change of a rollout's state, or why it cannot be made.
+type Transition = fn(&mut RolloutRecord, u64) -> std::result::Result<(), String>;
+
+impl Rollouts {
+    /// Pause a running rollout: it stays at its stage, soak stops counting, gates still judge
+    /// (a failing gate still rolls back).
+    pub async fn pause(&self, id: &str, actor: &str, reason: Option<&str>) -> Result<RolloutView> {
+        self.control(id, actor, reason, DecisionAction::Paused, |r, now| {
+            if r.state != RolloutState::Running {
+                return Err(format!("rollout `{}` is {}, not running", r.id, r.state));
+            }
+            r.state = RolloutState::Paused;
+            r.paused_at_ms = Some(now);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Resume a paused rollout.
+    pub async fn resume(&self, id: &str, actor: &str, reason: Option<&str>) -> Result<RolloutView> {
+        self.control(id, actor, reason, DecisionAction::Resumed, |r, now| {
+            if r.state != RolloutState::Paused {
+                return Err(format!("rollout `{}` is {}, not paused", r.id, r.state));
+            }
+            r.state = RolloutState::Running;
+            r.paused_total_ms += now.saturating_sub(r.paused_at_ms.unwrap_or(now));
+            r.paused_at_ms = None;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Abort a rollout: back to the LKG at once, like a failed gate.
+    pub async fn abort(&self, id: &str, actor: &str, reason: Option<&str>) -> Result<RolloutView> {
+        let why = format!(
+            "aborted by {actor}{}",
+            reason.map(|r| format!(": {r}")).unwrap_or_default()
+        );
+        for attempt in 1.. {
+            let r = self.record(id).await?;
+            if !r.state.is_active() {
+                return Err(ServiceError::Conflict {
+                    code: "rollout_state",
+                    message: format!("rollout `{id}` is {}: it has already ended", r.state),
+                });
+            }
+            let evidence = json!({ "reason": reason });
+            match self
+                .end(r, RolloutState::Aborted, actor, &why, evidence)
+                .await
+            {
+                Err(e) if is_moved(&e) && attempt < CONTROL_ATTEMPTS => continue,
+                Err(e) => return Err(e),
+                Ok(_) => break,
+            }
+        }
+        self.view(id).await
+    }
+
+    async fn control(
+        &self,
+        id: &str,
+        actor: &str,
+        reason: Option<&str>,
+        action: DecisionAction,
+        transition: Transition,
+    ) -> Result<RolloutView> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .control_once(id, actor, reason, action, transition)
+                .await
+            {
+                Err(e) if is_moved(&e) && attempt < CONTROL_ATTEMPTS => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn control_once(
+        &self,
+        id: &str,
+        actor: &str,
+        reason: Option<&str>,
+        action: DecisionAction,
+        transition: Transition,
+    ) -> Result<RolloutView> {
+        let mut r = self.record(id).await?;
+        transition(&mut r, self.now_ms()).map_err(|message| ServiceError::Conflict {
+            code: "rollout_state",
+            message,
+        })?;
+        let detail = json!({ "rollout": id, "reason": reason });
+        let mut tx = self.store.begin().await?;
+        tx.update_rollout(&mut r).await.map_err(moved(id))?;
+        self.decide(&mut tx, &r, action, actor, detail).await?;
+        tx.commit().await?;
+        self.view_of(r).await
+    }
+}
