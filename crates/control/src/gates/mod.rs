@@ -152,20 +152,9 @@ pub const SHADOW_MIN_COMPARED: u64 = 100;
 pub const BASELINE_MIN_REQUESTS: u64 = 100;
 
 /// The decision of one gate, or of a whole stage.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::Display, strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
 #[strum(serialize_all = "snake_case")]
 pub enum GateVerdict {
     /// The gate is satisfied.

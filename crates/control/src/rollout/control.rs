@@ -47,7 +47,7 @@ impl Rollouts {
             "aborted by {actor}{}",
             reason.map(|r| format!(": {r}")).unwrap_or_default()
         );
-        for attempt in 1.. {
+        retry_moved(|| async {
             let r = self.record(id).await?;
             if !r.state.is_active() {
                 return Err(ServiceError::Conflict {
@@ -56,18 +56,15 @@ impl Rollouts {
                 });
             }
             let evidence = json!({ "reason": reason });
-            match self
-                .end(r, RolloutState::Aborted, actor, &why, evidence)
+            self.end(r, RolloutState::Aborted, actor, &why, evidence)
                 .await
-            {
-                Err(e) if is_moved(&e) && attempt < CONTROL_ATTEMPTS => continue,
-                Err(e) => return Err(e),
-                Ok(_) => break,
-            }
-        }
+        })
+        .await?;
         self.view(id).await
     }
 
+    /// Apply `transition` to rollout `id` and record it as `action`, retried while the
+    /// rollout moves.
     async fn control(
         &self,
         id: &str,
@@ -76,37 +73,36 @@ impl Rollouts {
         action: DecisionAction,
         transition: Transition,
     ) -> Result<RolloutView> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self
-                .control_once(id, actor, reason, action, transition)
-                .await
-            {
-                Err(e) if is_moved(&e) && attempt < CONTROL_ATTEMPTS => continue,
-                other => return other,
-            }
-        }
-    }
-
-    async fn control_once(
-        &self,
-        id: &str,
-        actor: &str,
-        reason: Option<&str>,
-        action: DecisionAction,
-        transition: Transition,
-    ) -> Result<RolloutView> {
-        let mut r = self.record(id).await?;
-        transition(&mut r, self.now_ms()).map_err(|message| ServiceError::Conflict {
-            code: "rollout_state",
-            message,
-        })?;
-        let detail = json!({ "rollout": id, "reason": reason });
-        let mut tx = self.store.begin().await?;
-        tx.update_rollout(&mut r).await.map_err(moved(id))?;
-        self.decide(&mut tx, &r, action, actor, detail).await?;
-        tx.commit().await?;
+        let r = retry_moved(|| async {
+            let mut r = self.record(id).await?;
+            transition(&mut r, self.now_ms()).map_err(|message| ServiceError::Conflict {
+                code: "rollout_state",
+                message,
+            })?;
+            let detail = json!({ "rollout": id, "reason": reason });
+            let mut tx = self.store.begin().await?;
+            tx.update_rollout(&mut r).await.map_err(moved(id))?;
+            self.decide(&mut tx, &r, action, actor, detail).await?;
+            tx.commit().await?;
+            Ok(r)
+        })
+        .await?;
         self.view_of(r).await
+    }
+}
+
+/// Run `attempt` until it succeeds, fails for another reason than the rollout having moved, or
+/// has been tried [`CONTROL_ATTEMPTS`] times.
+async fn retry_moved<T, F, Fut>(attempt: F) -> Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if is_moved(&e) && tries < CONTROL_ATTEMPTS => tries += 1,
+            other => return other,
+        }
     }
 }

@@ -73,19 +73,9 @@ pub const SAMPLE_BATCHES: u32 = 200;
 pub(crate) const CONTROL_ATTEMPTS: usize = 5;
 
 /// What a rollout's decision did: stored with the decision, and audited.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::Display, strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
 #[strum(serialize_all = "snake_case")]
 pub enum DecisionAction {
     Started,

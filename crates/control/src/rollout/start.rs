@@ -110,22 +110,16 @@ impl Rollouts {
         }
         let id = crate::store::new_id("rol")?;
         let mut tx = self.store.begin().await?;
-        let version = match tx
-            .apply_edits(
-                env,
-                record.base_version,
-                &record.change.edits,
-                &record.author,
-                &record.id,
-            )
-            .await
-        {
-            Ok(v) => v,
+        let edits = &record.change.edits;
+        let applied = tx
+            .apply_edits(env, record.base_version, edits, &record.author, &record.id)
+            .await;
+        let version = match applied {
             Err(StoreError::Conflict { actual, .. }) => {
                 tx.rollback().await?;
                 return Err(stale(&record, actual));
             }
-            Err(e) => return Err(e.into()),
+            other => other?,
         };
         tx.set_change_status(&record.id, record.status, ChangeStatus::RollingOut)
             .await?;
