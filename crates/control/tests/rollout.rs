@@ -175,6 +175,19 @@ async fn deployed(service: &Service) -> String {
     service.store().deployed_hash(ENV).await.unwrap().unwrap().0
 }
 
+/// `change` was rolled back, and the environment runs `hash` fleet-wide.
+async fn assert_rolled_back_to(service: &Service, change: &str, hash: &str, why: &str) {
+    let status = service
+        .store()
+        .change(change)
+        .await
+        .unwrap()
+        .unwrap()
+        .status;
+    assert_eq!(status, ChangeStatus::RolledBack, "{why}");
+    assert_eq!(deployed(service).await, hash, "{why}");
+}
+
 async fn step(service: &Service, id: &str) -> RolloutState {
     let r = service.store().rollout(id).await.unwrap().unwrap();
     if r.state.is_active() {
@@ -290,17 +303,9 @@ async fn errors_roll_back_to_the_lkg_with_evidence(url: String) {
     assert_eq!(gate["evidence"]["candidate_errors"], 20);
     assert!(gate["value"].as_f64().unwrap() >= gate["threshold"].as_f64().unwrap());
     assert!(r.record.reason.unwrap().contains("error rate"));
-    let store = service.store();
-    assert_eq!(
-        store.change(&change).await.unwrap().unwrap().status,
-        ChangeStatus::RolledBack
-    );
-    assert_eq!(
-        deployed(&service).await,
-        lkg.hash.to_string(),
-        "the LKG runs fleet-wide"
-    );
-    let (config, _) = store.config(ENV).await.unwrap();
+    let lkg_hash = lkg.hash.to_string();
+    assert_rolled_back_to(&service, &change, &lkg_hash, "the LKG runs fleet-wide").await;
+    let (config, _) = service.store().config(ENV).await.unwrap();
     assert_eq!(
         &config,
         lkg.snapshot.config(),
@@ -386,12 +391,7 @@ async fn abort_returns_to_the_lkg_and_ends_the_rollout(url: String) {
         v.record.reason.as_deref(),
         Some("aborted by bob: not today")
     );
-    assert_eq!(deployed(&service).await, lkg.hash.to_string());
-    let store = service.store();
-    assert_eq!(
-        store.change(&change).await.unwrap().unwrap().status,
-        ChangeStatus::RolledBack
-    );
+    assert_rolled_back_to(&service, &change, &lkg.hash.to_string(), "aborted").await;
     // An ended rollout takes no more actions.
     assert!(service.rollouts().resume(&id, "bob", None).await.is_err());
     assert!(service.rollouts().abort(&id, "bob", None).await.is_err());
@@ -525,16 +525,13 @@ async fn a_rollout_superseded_by_another_deployment_ends(url: String) {
     assert_eq!(step(&service, &id).await, RolloutState::Aborted);
     let r = service.rollouts().view(&id).await.unwrap();
     assert!(r.record.reason.unwrap().starts_with("superseded"));
-    let store = service.store();
-    assert_eq!(
-        store.change(&change).await.unwrap().unwrap().status,
-        ChangeStatus::RolledBack
-    );
-    assert_eq!(
-        deployed(&service).await,
-        lkg.hash.to_string(),
-        "nothing redeployed"
-    );
+    assert_rolled_back_to(
+        &service,
+        &change,
+        &lkg.hash.to_string(),
+        "nothing redeployed",
+    )
+    .await;
     assert!(service.rollouts().active(ENV).await.unwrap().is_none());
 }
 

@@ -48,6 +48,18 @@ fn window(baseline: CohortWindow, candidate: CohortWindow) -> StageWindow {
     }
 }
 
+/// `g` on `w` fails for want of data by its deadline.
+fn fails_at_deadline(g: &Gate, w: &StageWindow) -> GateResult {
+    let r = judge(g, w);
+    assert_eq!(r.verdict, GateVerdict::Fail);
+    assert!(
+        r.message.contains("no data by the deadline"),
+        "{}",
+        r.message
+    );
+    r
+}
+
 fn all_finite(v: &Value) -> bool {
     match v {
         Value::Number(n) => n.as_f64().is_some_and(f64::is_finite),
@@ -355,13 +367,7 @@ fn traffic_floor_no_traffic_stays_pending_and_fails_at_deadline() {
     let mut w = window(cohort(0, 0), cohort(0, 0));
     assert_eq!(judge(&g, &w).verdict, GateVerdict::Pending);
     w.elapsed_secs = 600.0;
-    let r = judge(&g, &w);
-    assert_eq!(r.verdict, GateVerdict::Fail);
-    assert!(
-        r.message.contains("no data by the deadline"),
-        "{}",
-        r.message
-    );
+    fails_at_deadline(&g, &w);
 }
 
 #[test]
@@ -443,13 +449,7 @@ fn pending_at_deadline_is_a_fail_never_a_pass() {
     w.elapsed_secs = 119.9;
     assert_eq!(judge(&g, &w).verdict, GateVerdict::Pending);
     w.elapsed_secs = 120.0;
-    let r = judge(&g, &w);
-    assert_eq!(r.verdict, GateVerdict::Fail);
-    assert!(
-        r.message.contains("no data by the deadline"),
-        "{}",
-        r.message
-    );
+    let r = fails_at_deadline(&g, &w);
     assert_eq!(r.evidence["deadline_passed"], true);
     // A decided gate keeps its verdict after the deadline.
     w.elapsed_secs = 1000.0;
