@@ -458,15 +458,17 @@ mod tests {
         assert_eq!(verify(&tampered), Err(ChainError::Edited { seq: 3 }));
     }
 
+    /// What [`verify`] says of a chain whose link from `after` to `seq` is broken.
+    fn broken_link(after: u64, seq: u64) -> Result<(), ChainError> {
+        Err(ChainError::BrokenLink { after, seq })
+    }
+
     #[test]
     fn an_edit_with_a_recomputed_hash_breaks_the_link() {
         let mut log = chain(6);
         log[2].actor = "mallory".into();
         log[2].hash = log[2].computed_hash();
-        assert_eq!(
-            verify(&log),
-            Err(ChainError::BrokenLink { after: 3, seq: 4 })
-        );
+        assert_eq!(verify(&log), broken_link(3, 4));
     }
 
     #[test]
@@ -495,10 +497,7 @@ mod tests {
             e.seq -= 1;
             e.hash = e.computed_hash();
         }
-        assert_eq!(
-            verify(&renumbered),
-            Err(ChainError::BrokenLink { after: 2, seq: 3 })
-        );
+        assert_eq!(verify(&renumbered), broken_link(2, 3));
     }
 
     #[test]

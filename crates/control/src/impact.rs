@@ -351,14 +351,6 @@ routes:
         Evaluator::compile(&Snapshot::new(cfg, vec![])).unwrap()
     }
 
-    fn gateway() -> GatewayIdentity {
-        GatewayIdentity {
-            id: "gw-1".into(),
-            cell: "us-1".into(),
-            version: "0.1.0".parse().unwrap(),
-        }
-    }
-
     fn sample(i: u32, path: String, headers: Vec<(String, String)>) -> RequestSample {
         RequestSample {
             at_ms: 1_700_000_000_000 + u64::from(i),
@@ -375,14 +367,20 @@ routes:
         }
     }
 
+    /// `samples` in one batch, from one gateway.
+    fn batch(samples: impl IntoIterator<Item = RequestSample>) -> Vec<SampleBatch> {
+        let gateway = GatewayIdentity {
+            id: "gw-1".into(),
+            cell: "us-1".into(),
+            version: "0.1.0".parse().unwrap(),
+        };
+        let samples = samples.into_iter().collect();
+        vec![SampleBatch { gateway, samples }]
+    }
+
     /// `n` samples on `/api/` in one batch.
     fn api_batch(n: u32) -> Vec<SampleBatch> {
-        vec![SampleBatch {
-            gateway: gateway(),
-            samples: (0..n)
-                .map(|i| sample(i, format!("/api/items/{i}"), vec![]))
-                .collect(),
-        }]
+        batch((0..n).map(|i| sample(i, format!("/api/items/{i}"), vec![])))
     }
 
     #[test]
@@ -446,7 +444,7 @@ routes:
     #[test]
     fn partial_impact_is_measured_against_the_threshold() {
         // 25 of 100 requests on the changed route, the rest on /web/.
-        let samples = (0..100u32)
+        let samples: Vec<RequestSample> = (0..100u32)
             .map(|i| {
                 let path = if i.is_multiple_of(4) {
                     "/api/x"
@@ -456,10 +454,7 @@ routes:
                 sample(i, path.to_owned(), vec![])
             })
             .collect();
-        let batches = vec![SampleBatch {
-            gateway: gateway(),
-            samples,
-        }];
+        let batches = batch(samples);
         let (base, cand) = (evaluator(""), evaluator("deny-all"));
         let report = impact(&base, &cand, &batches, 20.0, 5.0, 10);
         assert_eq!(report.changed_percent, 25.0);
@@ -542,13 +537,11 @@ routes:
         );
 
         // Severity order: denied → allowed examples come before status changes.
-        let mixed: Vec<SampleBatch> = vec![SampleBatch {
-            gateway: gateway(),
-            samples: (0..20)
+        let mixed = batch(
+            (0..20)
                 .map(|i| sample(i, "/api/x".into(), vec![]))
-                .chain((0..20).map(|i| sample(i, "/nowhere".into(), vec![])))
-                .collect(),
-        }];
+                .chain((0..20).map(|i| sample(i, "/nowhere".into(), vec![]))),
+        );
         let report = impact(
             &evaluator("deny-all"),
             &evaluator(""),
@@ -566,12 +559,7 @@ routes:
     fn credential_fingerprints_replay_the_same_on_both_sides() {
         // The gateway replaced the key by its fingerprint: both sides refuse it alike.
         let fp = vec![("x-api-key".to_owned(), "sha256:0123456789abcdef".to_owned())];
-        let batches = vec![SampleBatch {
-            gateway: gateway(),
-            samples: (0..20)
-                .map(|i| sample(i, "/api/x".into(), fp.clone()))
-                .collect(),
-        }];
+        let batches = batch((0..20).map(|i| sample(i, "/api/x".into(), fp.clone())));
         let report = impact(&evaluator("key"), &evaluator("key"), &batches, 0.0, 0.0, 1);
         assert_eq!(report.counts.changed(), 0);
         assert!(!report.blocked, "{}", report.reason);

@@ -175,10 +175,23 @@ async fn deployed(service: &Service) -> String {
     service.store().deployed_hash(ENV).await.unwrap().unwrap().0
 }
 
+/// `change` was rolled back, and the environment runs `hash` fleet-wide.
+async fn assert_rolled_back_to(service: &Service, change: &str, hash: &str, why: &str) {
+    let status = service
+        .store()
+        .change(change)
+        .await
+        .unwrap()
+        .unwrap()
+        .status;
+    assert_eq!(status, ChangeStatus::RolledBack, "{why}");
+    assert_eq!(deployed(service).await, hash, "{why}");
+}
+
 async fn step(service: &Service, id: &str) -> RolloutState {
     let r = service.store().rollout(id).await.unwrap().unwrap();
     if r.state.is_active() {
-        service.step_rollout(r).await.unwrap();
+        service.rollouts().step(r).await.unwrap();
     }
     service.store().rollout(id).await.unwrap().unwrap().state
 }
@@ -217,7 +230,7 @@ async fn a_healthy_rollout_advances_then_succeeds_and_becomes_the_lkg(url: Strin
     assert_eq!(step(&service, &id).await, RolloutState::Running);
     healthy_stage(&service, &id, 900, 100, (5_000, 0)).await;
     assert_eq!(step(&service, &id).await, RolloutState::Running);
-    let r = service.rollout_view(&id).await.unwrap();
+    let r = service.rollouts().view(&id).await.unwrap();
     assert_eq!(
         r.record.stage_index, 1,
         "advanced: {:?}",
@@ -235,7 +248,7 @@ async fn a_healthy_rollout_advances_then_succeeds_and_becomes_the_lkg(url: Strin
     // At 100% the window has no baseline: the gates compare with the baseline as it was.
     healthy_stage(&service, &id, 0, 200, (5_900, 100)).await;
     assert_eq!(step(&service, &id).await, RolloutState::Succeeded);
-    let r = service.rollout_view(&id).await.unwrap();
+    let r = service.rollouts().view(&id).await.unwrap();
     let actions: Vec<&str> = r.decisions.iter().map(|d| d.action.as_str()).collect();
     assert_eq!(actions, ["started", "advanced", "succeeded"]);
     let store = service.store();
@@ -273,7 +286,7 @@ async fn errors_roll_back_to_the_lkg_with_evidence(url: String) {
     )
     .await;
     assert_eq!(step(&service, &id).await, RolloutState::RolledBack);
-    let r = service.rollout_view(&id).await.unwrap();
+    let r = service.rollouts().view(&id).await.unwrap();
     let last = r.decisions.last().unwrap();
     assert_eq!(last.action, "rolled_back");
     assert_eq!(last.actor, "engine");
@@ -290,17 +303,9 @@ async fn errors_roll_back_to_the_lkg_with_evidence(url: String) {
     assert_eq!(gate["evidence"]["candidate_errors"], 20);
     assert!(gate["value"].as_f64().unwrap() >= gate["threshold"].as_f64().unwrap());
     assert!(r.record.reason.unwrap().contains("error rate"));
-    let store = service.store();
-    assert_eq!(
-        store.change(&change).await.unwrap().unwrap().status,
-        ChangeStatus::RolledBack
-    );
-    assert_eq!(
-        deployed(&service).await,
-        lkg.hash.to_string(),
-        "the LKG runs fleet-wide"
-    );
-    let (config, _) = store.config(ENV).await.unwrap();
+    let lkg_hash = lkg.hash.to_string();
+    assert_rolled_back_to(&service, &change, &lkg_hash, "the LKG runs fleet-wide").await;
+    let (config, _) = service.store().config(ENV).await.unwrap();
     assert_eq!(
         &config,
         lkg.snapshot.config(),
@@ -316,13 +321,14 @@ async fn errors_roll_back_to_the_lkg_with_evidence(url: String) {
 async fn a_paused_rollout_does_not_advance_until_resumed(url: String) {
     let (service, _, id) = started(&url).await;
     let paused = service
-        .pause_rollout(&id, "alice", Some("a look first"))
+        .rollouts()
+        .pause(&id, "alice", Some("a look first"))
         .await
         .unwrap();
     assert_eq!(paused.record.state, RolloutState::Paused);
     healthy_stage(&service, &id, 900, 100, (5_000, 0)).await;
     assert_eq!(step(&service, &id).await, RolloutState::Paused);
-    let r = service.rollout_view(&id).await.unwrap();
+    let r = service.rollouts().view(&id).await.unwrap();
     assert_eq!(r.record.stage_index, 0, "no advance while paused");
     assert_eq!(
         r.record.last_eval.as_ref().unwrap()["verdict"],
@@ -330,10 +336,10 @@ async fn a_paused_rollout_does_not_advance_until_resumed(url: String) {
         "gates still judge"
     );
     // Pausing twice is a conflict, not a silent success.
-    assert!(service.pause_rollout(&id, "alice", None).await.is_err());
-    service.resume_rollout(&id, "alice", None).await.unwrap();
+    assert!(service.rollouts().pause(&id, "alice", None).await.is_err());
+    service.rollouts().resume(&id, "alice", None).await.unwrap();
     assert_eq!(step(&service, &id).await, RolloutState::Running);
-    let r = service.rollout_view(&id).await.unwrap();
+    let r = service.rollouts().view(&id).await.unwrap();
     assert_eq!(r.record.stage_index, 1);
     let actions: Vec<&str> = r.decisions.iter().map(|d| d.action.as_str()).collect();
     assert_eq!(actions, ["started", "paused", "resumed", "advanced"]);
@@ -352,7 +358,7 @@ async fn a_local_guard_trip_or_a_nack_rolls_back(url: String) {
     )
     .await;
     assert_eq!(step(&service, &id).await, RolloutState::RolledBack);
-    let r = service.rollout_view(&id).await.unwrap();
+    let r = service.rollouts().view(&id).await.unwrap();
     assert!(
         r.record.reason.unwrap().contains("gw-1"),
         "names the gateway"
@@ -368,7 +374,7 @@ async fn a_local_guard_trip_or_a_nack_rolls_back(url: String) {
     )
     .await;
     assert_eq!(step(&service, &second).await, RolloutState::RolledBack);
-    let r = service.rollout_view(&second).await.unwrap();
+    let r = service.rollouts().view(&second).await.unwrap();
     assert!(r.record.reason.unwrap().contains("does not compile here"));
 }
 
@@ -376,7 +382,8 @@ async fn abort_returns_to_the_lkg_and_ends_the_rollout(url: String) {
     let (service, change, id) = started(&url).await;
     let lkg = service.store().last_verified(ENV).await.unwrap().unwrap();
     let v = service
-        .abort_rollout(&id, "bob", Some("not today"))
+        .rollouts()
+        .abort(&id, "bob", Some("not today"))
         .await
         .unwrap();
     assert_eq!(v.record.state, RolloutState::Aborted);
@@ -384,15 +391,10 @@ async fn abort_returns_to_the_lkg_and_ends_the_rollout(url: String) {
         v.record.reason.as_deref(),
         Some("aborted by bob: not today")
     );
-    assert_eq!(deployed(&service).await, lkg.hash.to_string());
-    let store = service.store();
-    assert_eq!(
-        store.change(&change).await.unwrap().unwrap().status,
-        ChangeStatus::RolledBack
-    );
+    assert_rolled_back_to(&service, &change, &lkg.hash.to_string(), "aborted").await;
     // An ended rollout takes no more actions.
-    assert!(service.resume_rollout(&id, "bob", None).await.is_err());
-    assert!(service.abort_rollout(&id, "bob", None).await.is_err());
+    assert!(service.rollouts().resume(&id, "bob", None).await.is_err());
+    assert!(service.rollouts().abort(&id, "bob", None).await.is_err());
     let plan: &RolloutPlan = &v.record.plan;
     assert_eq!(plan.stages.len(), 2);
 }
@@ -496,7 +498,12 @@ async fn a_store_written_before_rollouts_opens_and_rolls_out(url: String) {
     assert_eq!(store.gateways(ENV).await.unwrap()[0].id, "gw-old");
     assert!(store.latest_deployment(ENV).await.unwrap().is_none());
     let service = Service::new(store, RulesConfig::default()).with_rollouts(rollouts());
-    let deployed = service.deployed_config(ENV).await.unwrap().unwrap();
+    let deployed = service
+        .rollouts()
+        .deployed_config(ENV)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(deployed.hash, snap.hash(), "gateways keep what they ran");
     let (_, rollout) = apply_banner(&service, "after the upgrade").await;
     let r = service.store().rollout(&rollout).await.unwrap().unwrap();
@@ -516,19 +523,16 @@ async fn a_rollout_superseded_by_another_deployment_ends(url: String) {
         .await
         .unwrap();
     assert_eq!(step(&service, &id).await, RolloutState::Aborted);
-    let r = service.rollout_view(&id).await.unwrap();
+    let r = service.rollouts().view(&id).await.unwrap();
     assert!(r.record.reason.unwrap().starts_with("superseded"));
-    let store = service.store();
-    assert_eq!(
-        store.change(&change).await.unwrap().unwrap().status,
-        ChangeStatus::RolledBack
-    );
-    assert_eq!(
-        deployed(&service).await,
-        lkg.hash.to_string(),
-        "nothing redeployed"
-    );
-    assert!(service.active_rollout(ENV).await.unwrap().is_none());
+    assert_rolled_back_to(
+        &service,
+        &change,
+        &lkg.hash.to_string(),
+        "nothing redeployed",
+    )
+    .await;
+    assert!(service.rollouts().active(ENV).await.unwrap().is_none());
 }
 
 /// A gateway that restarts mid-stage starts its counters from zero; what its earlier process
@@ -573,7 +577,7 @@ async fn a_gateway_restart_keeps_the_evidence_counted_so_far(url: String) {
     )
     .await;
     assert_eq!(step(&service, &id).await, RolloutState::RolledBack);
-    let r = service.rollout_view(&id).await.unwrap();
+    let r = service.rollouts().view(&id).await.unwrap();
     let reason = r.record.reason.unwrap();
     assert!(
         reason.contains("(20/20)"),

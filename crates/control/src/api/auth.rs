@@ -17,24 +17,24 @@ use serde_json::json;
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
 use crate::audit::AuditAction;
-use crate::rules::{Action, allowed};
+use crate::rules::{Permission, allowed};
 use crate::store::TokenRecord;
 
-/// What an endpoint needs: a marker type per [`Action`].
-pub trait Permission {
-    const ACTION: Action;
+/// What an endpoint needs: a marker type per [`Permission`].
+pub trait Needs {
+    const PERMISSION: Permission;
 }
 
-/// The permission markers, one per [`Action`].
+/// The permission markers, one per [`Permission`].
 pub mod may {
-    use super::{Action, Permission};
+    use super::{Needs, Permission};
 
     macro_rules! permissions {
         ($($marker:ident => $action:ident),* $(,)?) => {$(
             #[derive(Debug)]
             pub struct $marker;
-            impl Permission for $marker {
-                const ACTION: Action = Action::$action;
+            impl Needs for $marker {
+                const PERMISSION: Permission = Permission::$action;
             }
         )*};
     }
@@ -73,7 +73,7 @@ pub struct Gateway(#[allow(dead_code)] pub TokenRecord);
 
 impl User {
     /// This user, if their role may do `action`.
-    pub fn may<P>(self, action: Action) -> ApiResult<Caller<P>> {
+    pub fn may<P>(self, action: Permission) -> ApiResult<Caller<P>> {
         if !allowed(self.role, action) {
             return Err(ApiError::forbidden(format!(
                 "the {} role may not {} (needs {} or above)",
@@ -90,17 +90,17 @@ impl User {
     }
 }
 
-fn action_phrase(action: Action) -> &'static str {
+fn action_phrase(action: Permission) -> &'static str {
     match action {
-        Action::Read => "read",
-        Action::ReadAudit => "read the audit log",
-        Action::SubmitChange => "submit changes",
-        Action::Withdraw => "withdraw changes",
-        Action::Approve => "approve changes",
-        Action::Reject => "reject changes",
-        Action::Apply => "apply changes",
-        Action::Rollback => "roll back",
-        Action::ManageTokens => "manage tokens",
+        Permission::Read => "read",
+        Permission::ReadAudit => "read the audit log",
+        Permission::SubmitChange => "submit changes",
+        Permission::Withdraw => "withdraw changes",
+        Permission::Approve => "approve changes",
+        Permission::Reject => "reject changes",
+        Permission::Apply => "apply changes",
+        Permission::Rollback => "roll back",
+        Permission::ManageTokens => "manage tokens",
     }
 }
 
@@ -125,11 +125,13 @@ impl FromRequestParts<Arc<AppState>> for User {
     }
 }
 
-impl<P: Permission> FromRequestParts<Arc<AppState>> for Caller<P> {
+impl<P: Needs> FromRequestParts<Arc<AppState>> for Caller<P> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
-        User::from_request_parts(parts, state).await?.may(P::ACTION)
+        User::from_request_parts(parts, state)
+            .await?
+            .may(P::PERMISSION)
     }
 }
 

@@ -3,7 +3,7 @@
 //! - no header, a malformed one or an unknown token: 401 (`unauthorized`); an unknown or
 //!   malformed token is audited as `login_failed` (the token itself never is; a request with no
 //!   header attempted no login and is not audited);
-//! - a gateway token, or a role below the endpoint's ([`crate::rules::Action::min_role`]): 403.
+//! - a gateway token, or a role below the endpoint's ([`crate::rules::Permission::min_role`]): 403.
 //!
 //! | method | path | action |
 //! |---|---|---|

@@ -13,7 +13,7 @@ use super::auth::{User, may};
 use super::error::doc::{Conflict, Denied, NotFound};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Env};
-use crate::rules::Action;
+use crate::rules::Permission;
 use crate::service::views;
 
 #[utoipa::path(
@@ -30,7 +30,7 @@ pub async fn list_rollouts(
     _: Caller<may::Read>,
     Env(env): Env,
 ) -> ApiResult<Json<RolloutList>> {
-    let rollouts = s.service.rollout_views(env, 50).await?;
+    let rollouts = s.service.rollouts().views(env, 50).await?;
     Ok(Json(RolloutList {
         rollouts: rollouts.into_iter().map(views::rollout_view).collect(),
     }))
@@ -51,7 +51,7 @@ pub async fn get_rollout(
     Path(id): Path<String>,
 ) -> ApiResult<Json<RolloutView>> {
     Ok(Json(views::rollout_view(
-        s.service.rollout_view(&id).await?,
+        s.service.rollouts().view(&id).await?,
     )))
 }
 
@@ -73,9 +73,9 @@ pub async fn control_rollout(
     bytes: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<RolloutView>> {
     let needed = if action == RolloutAction::Abort.to_string() {
-        Action::Rollback
+        Permission::Rollback
     } else {
-        Action::Apply
+        Permission::Apply
     };
     let caller: Caller<()> = user.may(needed)?;
     let Body(b) = Body::<ControlRequest>::parse(bytes)?;
@@ -88,10 +88,10 @@ pub async fn control_rollout(
     let reason = b.reason.as_deref();
     let service = &s.service;
     let view = match action {
-        RolloutAction::Pause => service.pause_rollout(&id, &caller.name, reason).await?,
-        RolloutAction::Resume => service.resume_rollout(&id, &caller.name, reason).await?,
+        RolloutAction::Pause => service.rollouts().pause(&id, &caller.name, reason).await?,
+        RolloutAction::Resume => service.rollouts().resume(&id, &caller.name, reason).await?,
         RolloutAction::Abort => {
-            let v = service.abort_rollout(&id, &caller.name, reason).await?;
+            let v = service.rollouts().abort(&id, &caller.name, reason).await?;
             s.publish(v.record.env).await;
             v
         }

@@ -4,7 +4,6 @@ use rampart_api::{ChangeStatus, ChangeView, ErrorCode, FieldError, Role};
 use rampart_eval::Evaluator;
 use rampart_model::EnumName;
 use rampart_model::change::Edit;
-use rampart_model::clock::unix_ms;
 use rampart_model::config::Environment;
 use rampart_model::{Change, Risk, Snapshot};
 use serde_json::{Value, json};
@@ -13,7 +12,7 @@ use super::objects::{candidate, edit_key, objects_of};
 use super::views;
 use super::{Result, SOAK_LOOKBACK, Service, ServiceError, Submission, audit_in, open, subject};
 use crate::audit::AuditAction;
-use crate::rules::{self, ApprovalFacts, Refusal, Verdict};
+use crate::rules::{self, ApprovalFacts, Readiness, Refusal};
 use crate::store::{self, ChangeRecord, NewChange, SnapshotRecord, StoreError};
 
 impl Service {
@@ -170,7 +169,7 @@ impl Service {
         change: &Change,
         risk: Risk,
         approvers: &[String],
-    ) -> Result<Verdict> {
+    ) -> Result<Readiness> {
         let rules = self.rules.for_env(change.environment);
         let staging_soaked = match rules.staging_soak_secs(risk) {
             None => false,
@@ -182,7 +181,7 @@ impl Service {
             &ApprovalFacts {
                 author: change.author.clone(),
                 approvers: approvers.to_vec(),
-                now_ms: unix_ms(),
+                now_ms: self.now_ms(),
                 staging_soaked,
             },
         ))
@@ -222,7 +221,7 @@ impl Service {
             }
             since = older.created_at_ms;
         }
-        Ok(unix_ms().saturating_sub(since) >= secs.saturating_mul(1000))
+        Ok(self.now_ms().saturating_sub(since) >= secs.saturating_mul(1000))
     }
 
     /// Approve a change as `actor` with `role`. Never the author's own; a change that the
@@ -360,7 +359,7 @@ impl Service {
             return Err(ServiceError::NotReady(verdict));
         }
         let env = record.env;
-        if let Some(active) = self.active_rollout(env).await? {
+        if let Some(active) = self.rollouts.active(env).await? {
             return Err(ServiceError::Conflict {
                 code: ErrorCode::RolloutActive,
                 message: format!(
@@ -369,8 +368,12 @@ impl Service {
                 ),
             });
         }
-        match self.deployed_config(env).await? {
-            Some(baseline) => self.start_rollout(record, baseline, approvers, actor).await,
+        match self.rollouts.deployed_config(env).await? {
+            Some(baseline) => {
+                self.rollouts
+                    .start(record, baseline, approvers, actor)
+                    .await
+            }
             None => self.apply_directly(record, approvers, actor).await,
         }
     }

@@ -3,7 +3,6 @@
 
 use rampart_api::ApplyResponse;
 use rampart_model::EnumName;
-use rampart_model::clock::unix_ms;
 use rampart_model::config::{Config, Environment};
 use rampart_model::wire::{ConfigAck, GatewayReport, SampleBatch};
 use serde_json::json;
@@ -140,7 +139,7 @@ impl Service {
             cell: report.gateway.cell.clone(),
             version: report.gateway.version.to_string(),
             hash: report.snapshot.map(|h| h.to_string()),
-            last_seen_ms: unix_ms(),
+            last_seen_ms: self.now_ms(),
             last_nack: nack_text(report.last_nack.as_ref()),
         };
         self.gateway_seen(&seen).await?;

@@ -51,7 +51,10 @@ mod rollback;
 pub mod views;
 
 use rampart_api::{ChangeStatus, ErrorCode};
-use rampart_model::clock::unix_ms;
+use rampart_model::clock::{Clock, SystemClock};
+use std::sync::Arc;
+
+use crate::rollout::Rollouts;
 
 use rampart_model::change::Edit;
 use rampart_model::config::Environment;
@@ -62,7 +65,7 @@ pub use objects::candidate;
 pub use rampart_api::FieldError;
 
 use crate::audit::{self, AuditAction};
-use crate::rules::{RulesConfig, Verdict};
+use crate::rules::{Readiness, RulesConfig};
 use crate::store::{self, AuditRow, NewAuditRow, SnapshotRecord, Store, StoreError, StoreTx};
 
 /// How many staging snapshots the soak measurement looks back through.
@@ -89,7 +92,7 @@ pub enum ServiceError {
     },
     /// The change does not meet the risk rules yet (HTTP 409).
     #[error("the change is not ready: {0}")]
-    NotReady(Verdict),
+    NotReady(Readiness),
     /// Something the caller cannot fix (HTTP 500); the details are logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -134,10 +137,9 @@ pub struct Submission {
 pub struct Service {
     store: Store,
     rules: RulesConfig,
-    rollouts: std::sync::Arc<crate::plan::RolloutConfig>,
-    /// Woken when this process deploys behind the API's back (the rollout driver), so its
-    /// streams publish at once instead of at their next poll.
-    deployed: std::sync::Arc<tokio::sync::Notify>,
+    rollouts: Rollouts,
+    /// The one source of the time for the service and its rollouts.
+    clock: Arc<dyn Clock>,
 }
 
 /// The audit hash of a stored row: [`audit::entry_hash`] over the row's fields.
@@ -174,7 +176,11 @@ pub async fn audit_in(
 }
 
 /// What a return to `target` deployed, at `version`.
-pub(crate) fn deployed_record(target: &SnapshotRecord, version: u64) -> SnapshotRecord {
+pub(crate) fn deployed_record(
+    target: &SnapshotRecord,
+    version: u64,
+    now_ms: u64,
+) -> SnapshotRecord {
     let snapshot = Snapshot::new(target.snapshot.config().clone(), Vec::new());
     SnapshotRecord {
         env: target.env,
@@ -183,7 +189,7 @@ pub(crate) fn deployed_record(target: &SnapshotRecord, version: u64) -> Snapshot
         snapshot,
         verified: target.verified,
         verified_at_ms: target.verified_at_ms,
-        created_at_ms: unix_ms(),
+        created_at_ms: now_ms,
     }
 }
 
@@ -204,28 +210,41 @@ fn subject(id: &str) -> String {
 
 impl Service {
     pub fn new(store: Store, rules: RulesConfig) -> Service {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Service {
+            rollouts: Rollouts::new(store.clone(), Default::default(), clock.clone()),
             store,
             rules,
-            rollouts: Default::default(),
-            deployed: Default::default(),
+            clock,
         }
     }
 
     /// Woken after the rollout driver of this process deployed something.
     pub fn deployed(&self) -> &tokio::sync::Notify {
-        &self.deployed
+        self.rollouts.deployed()
     }
 
     /// The same service with these rollout rules.
     pub fn with_rollouts(mut self, rollouts: crate::plan::RolloutConfig) -> Service {
-        self.rollouts = std::sync::Arc::new(rollouts);
+        self.rollouts = self.rollouts.with_config(rollouts);
         self
     }
 
-    /// How rollouts run, per environment.
-    pub fn rollout_rules(&self) -> &crate::plan::RolloutConfig {
+    /// The same service, and its rollouts, reading the time from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Service {
+        self.rollouts = self.rollouts.with_clock(clock.clone());
+        self.clock = clock;
+        self
+    }
+
+    /// The rollouts of every environment.
+    pub fn rollouts(&self) -> &Rollouts {
         &self.rollouts
+    }
+
+    /// The time now, from the service's clock.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     pub fn store(&self) -> &Store {

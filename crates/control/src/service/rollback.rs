@@ -20,12 +20,13 @@ impl Service {
         // A rollout in progress is aborted (which returns to the LKG). The driver writes the
         // rollout at every evaluation: re-read and retry when it moved meanwhile.
         for attempt in 1.. {
-            let Some(active) = self.active_rollout(env).await? else {
+            let Some(active) = self.rollouts.active(env).await? else {
                 break;
             };
             let reason = format!("rolled back to the LKG by {actor}");
             match self
-                .end_rollout(
+                .rollouts
+                .end(
                     active,
                     rampart_api::RolloutState::Aborted,
                     actor,
@@ -50,7 +51,7 @@ impl Service {
                 message: format!("{env} has no verified snapshot to roll back to"),
             })?;
         let mut tx = self.store.begin().await?;
-        let (version, detail) = self.return_to(&mut tx, &lkg, actor, "rollback").await?;
+        let (version, detail) = Self::return_to(&mut tx, &lkg, actor, "rollback").await?;
         audit_in(
             &mut tx,
             actor,
@@ -60,14 +61,13 @@ impl Service {
         )
         .await?;
         tx.commit().await?;
-        Ok(deployed_record(&lkg, version))
+        Ok(deployed_record(&lkg, version, self.now_ms()))
     }
 
     /// Inside `tx`: set the objects of the target's environment back to the target's (a new
     /// version, unless they are equal already), store its snapshot at that version and deploy
     /// it. Returns the version and an audit detail.
     pub(crate) async fn return_to(
-        &self,
         tx: &mut StoreTx,
         target: &SnapshotRecord,
         actor: &str,

@@ -3,14 +3,14 @@
 use rampart_api as api;
 use serde_json::Value;
 
-use crate::rules::{Missing, Verdict};
+use crate::rules::{Missing, Readiness};
 use crate::store::{ChangeRecord, GatewaySeen, SnapshotRecord, TokenRecord};
 
 /// A change with its approvals, verdict, impact report and rollout.
 pub fn change_view(
     record: ChangeRecord,
     approvals: Vec<String>,
-    verdict: Option<Verdict>,
+    verdict: Option<Readiness>,
     impact: Option<Value>,
     rollout_id: Option<String>,
 ) -> api::ChangeView {
@@ -39,7 +39,7 @@ pub fn change_record(r: ChangeRecord) -> api::ChangeRecord {
     }
 }
 
-pub fn verdict_view(v: Verdict) -> api::Verdict {
+pub fn verdict_view(v: Readiness) -> api::Verdict {
     api::Verdict {
         ready: v.ready,
         missing: v

@@ -1,0 +1,103 @@
+//! The rollout driver: one per control plane, of which one per database drives. It looks at
+//! every active rollout each tick ([`Rollouts::step`]) and wakes this process's config streams
+//! when a step deployed something. With PostgreSQL, the driver is whoever holds a session
+//! advisory lock on a connection kept out of the pool; with SQLite, the one control plane is.
+
+use std::time::Duration;
+
+use super::Rollouts;
+use crate::service::Service;
+use crate::store::Backend;
+
+/// The advisory-lock key of the rollout driver (PostgreSQL).
+const DRIVER_LOCK_KEY: i64 = 0x0072_616d_7061_7274; // "rampart"
+
+/// The rollout driver: one per control plane, of which one (per database) drives.
+#[derive(Debug)]
+pub struct Engine {
+    rollouts: Rollouts,
+    tick: Duration,
+}
+
+impl Engine {
+    /// The driver of `service`'s rollouts, looking every `tick`.
+    pub fn new(service: Service, tick: Duration) -> Engine {
+        Engine {
+            rollouts: service.rollouts().clone(),
+            tick,
+        }
+    }
+
+    /// Run until the task is dropped.
+    pub async fn run(self) {
+        let mut lock: Option<sqlx::AnyConnection> = None;
+        let mut was_leader = false;
+        loop {
+            let leader = match self.rollouts.store.backend() {
+                Backend::Sqlite => true,
+                Backend::Postgres => self.hold_lock(&mut lock).await,
+            };
+            if leader != was_leader {
+                tracing::info!(leader, "rollout driver");
+                was_leader = leader;
+            }
+            if leader {
+                self.drive().await;
+            }
+            tokio::time::sleep(self.tick).await;
+        }
+    }
+
+    /// Keep (or try to take) the driver's advisory lock; whether we hold it. The lock lives on
+    /// a connection taken out of the pool for good: when it fails, it is dropped (closed), so
+    /// the session, and the lock with it, ends instead of going back to the pool still held.
+    async fn hold_lock(&self, lock: &mut Option<sqlx::AnyConnection>) -> bool {
+        if let Some(conn) = lock.as_mut() {
+            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
+                return true;
+            }
+            tracing::warn!("lost the rollout driver's connection");
+            *lock = None;
+        }
+        let Ok(mut conn) = self.rollouts.store.pool().acquire().await else {
+            return false;
+        };
+        let got: std::result::Result<bool, _> =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(DRIVER_LOCK_KEY)
+                .fetch_one(&mut *conn)
+                .await;
+        match got {
+            Ok(true) => {
+                // Out of the pool for good: the lock must never go back to it.
+                *lock = Some(conn.detach());
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot try the rollout driver's lock");
+                false
+            }
+        }
+    }
+
+    async fn drive(&self) {
+        let active = match self.rollouts.store.active_rollouts().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list active rollouts");
+                return;
+            }
+        };
+        for r in active {
+            let id = r.id.clone();
+            match self.rollouts.step(r).await {
+                Ok(true) => self.rollouts.deployed.notify_one(),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(rollout = %id, error = %e, "rollout step failed; retrying next tick")
+                }
+            }
+        }
+    }
+}
