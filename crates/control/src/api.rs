@@ -63,6 +63,7 @@ use serde_json::json;
 use crate::audit::AuditAction;
 use crate::rules::{Action, RulesConfig, allowed};
 use crate::service::{FieldError, Service, ServiceError, Submission};
+use crate::store::ops::*;
 use crate::store::{GatewaySeen, Store, TokenRecord};
 
 /// The largest request body accepted.
@@ -353,14 +354,16 @@ fn spawn_publisher(state: &Arc<AppState>) {
 /// publisher at once (the poll stays as the fallback). Reconnects after errors; ends when the
 /// state is dropped.
 fn spawn_listener(state: &Arc<AppState>) {
-    let Some(url) = state.service.store().pg_url().map(str::to_owned) else {
+    if state.service.store().backend() != crate::store::Backend::Postgres {
         return;
-    };
+    }
+    let store = state.service.store().clone();
     let weak = Arc::downgrade(state);
     tokio::spawn(async move {
         loop {
-            let mut listener = match sqlx::postgres::PgListener::connect(&url).await {
-                Ok(l) => l,
+            let mut listener = match store.listen_deployments().await {
+                Ok(Some(l)) => l,
+                Ok(None) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot LISTEN for deployments; polling meanwhile");
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -370,11 +373,6 @@ fn spawn_listener(state: &Arc<AppState>) {
                     continue;
                 }
             };
-            if let Err(e) = listener.listen(crate::store::DEPLOYED_CHANNEL).await {
-                tracing::warn!(error = %e, "cannot LISTEN for deployments; polling meanwhile");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
             loop {
                 let got =
                     tokio::time::timeout(std::time::Duration::from_secs(1), listener.recv()).await;
@@ -441,8 +439,8 @@ async fn auth(state: &AppState, headers: &HeaderMap, action: Action) -> ApiResul
             "gateway tokens may only stream config and report status",
         ));
     }
-    let Ok(role) = token.role.parse::<Role>() else {
-        tracing::warn!(token = %token.id, role = %token.role, "token with an unknown role");
+    let Some(role) = token.role else {
+        tracing::warn!(token = %token.id, "user token without a role");
         return Err(ApiError::forbidden("this token has no valid role"));
     };
     if !allowed(role, action) {
@@ -1013,9 +1011,9 @@ async fn create_token(State(s): St, headers: HeaderMap, bytes: RawBody) -> ApiRe
         return Err(field("name", "a token needs a name of 1 to 200 characters"));
     }
     let role = match (b.kind, b.role) {
-        (TokenKind::User, Some(role)) => role.as_str(),
+        (TokenKind::User, Some(role)) => Some(role),
         (TokenKind::User, None) => return Err(field("role", "a user token needs a role")),
-        (TokenKind::Gateway, None) => "gateway",
+        (TokenKind::Gateway, None) => None,
         (TokenKind::Gateway, Some(_)) => {
             return Err(field("role", "a gateway token has no role"));
         }

@@ -2,7 +2,7 @@
 //! over the same window, on the same gateways.
 //!
 //! This module is pure: no I/O, no async, no clock reads. The caller collects the gateways'
-//! cumulative [`CohortCounters`], turns them into windows with [`CohortWindow::delta`] and
+//! cumulative [`CohortCounters`](rampart_model::wire::CohortCounters), turns them into windows with [`CohortWindow::delta`] and
 //! [`CohortWindow::add`], fills a [`StageWindow`], and asks [`judge`] or [`judge_all`] for a
 //! [`Verdict`] per gate. Each [`GateResult`] carries its evidence (finite numbers only) and one
 //! human sentence, so that the rollout can store it and `rampart rollout watch` can show it.
@@ -98,7 +98,7 @@
 //!   (`2 + (7.864 − 4.554) / 0.0513 = 66.5`), three within 144.
 
 use rampart_model::change::{Gate, GateCheck};
-use rampart_model::wire::{CohortCounters, ImpactCounts, LATENCY_BOUNDS_MS};
+use rampart_model::wire::ImpactCounts;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -687,6 +687,7 @@ fn listed(name: &'static str, what: &str, gateways: &[String]) -> Judged {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rampart_model::wire::{CohortCounters, LATENCY_BOUNDS_MS};
     use proptest::prelude::*;
 
     fn gate(check: GateCheck) -> Gate {

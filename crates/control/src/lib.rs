@@ -4,8 +4,9 @@
 //! submitted, validated, approved by risk, applied as a new content-hashed snapshot, and
 //! audited. This crate holds:
 //!
-//! - [`store`]: the append-only store on sqlx, SQLite by default and PostgreSQL by URL, one
-//!   set of migrations, optimistic concurrency;
+//! - [`store`]: the store (the `rampart-store` crate, re-exported): SQLite by default and
+//!   PostgreSQL by URL, one set of migrations, optimistic concurrency; the control plane
+//!   writes no SQL of its own;
 //! - [`rules`]: the risk rules (approvals, author exclusion, staging soak, change windows) as
 //!   data, checked in one place;
 //! - [`audit`]: the hash-chained audit log and its verification;
@@ -22,4 +23,6 @@ pub mod plan;
 pub mod rollout;
 pub mod rules;
 pub mod service;
-pub mod store;
+
+/// The store, re-exported under the path the control plane has always used.
+pub use rampart_store as store;

@@ -47,10 +47,12 @@ use crate::audit::AuditAction;
 use crate::gates::{self, CohortWindow, ShadowWindow, StageWindow, Verdict};
 use crate::impact;
 use crate::service::{Result, Service, ServiceError, audit_in, deployed_record};
+use crate::store::ops::*;
 use crate::store::{
-    ChangeRecord, Decision, GatewayState, GatewayWindow, Mark, Marks, RolloutRecord,
-    SnapshotRecord, StoreError,
+    AdvisoryLock, Backend, ChangeRecord, GatewayState, GatewayWindow, Mark, Marks,
+    RolloutDecision, RolloutRecord, SnapshotRecord, StoreError,
 };
+use rampart_api::DecisionAction;
 
 /// Reports older than this do not count: the gateway is gone or partitioned.
 pub const FRESH_REPORT_MS: u64 = 5_000;
@@ -92,7 +94,7 @@ pub struct RolloutView {
     pub record: RolloutRecord,
     /// Soak of the current stage so far, pauses excluded.
     pub soaked_secs: f64,
-    pub decisions: Vec<Decision>,
+    pub decisions: Vec<RolloutDecision>,
 }
 
 fn in_scope(scope: &StageScope, g: &GatewayState) -> bool {
@@ -363,7 +365,7 @@ impl Service {
             &mut tx,
             &id,
             (0, rollout.plan.stages[0].name.clone()),
-            "started".to_owned(),
+            DecisionAction::Started,
             actor,
             AuditAction::RolloutStarted,
             &format!("change/{}", record.id),
@@ -417,7 +419,7 @@ impl Service {
         actor: &str,
         reason: Option<&str>,
     ) -> Result<RolloutView> {
-        self.control(id, actor, reason, "paused", |r, now| {
+        self.control(id, actor, reason, DecisionAction::Paused, |r, now| {
             if r.state != RolloutState::Running {
                 return Err(format!("rollout `{}` is {}, not running", r.id, r.state));
             }
@@ -435,7 +437,7 @@ impl Service {
         actor: &str,
         reason: Option<&str>,
     ) -> Result<RolloutView> {
-        self.control(id, actor, reason, "resumed", |r, now| {
+        self.control(id, actor, reason, DecisionAction::Resumed, |r, now| {
             if r.state != RolloutState::Paused {
                 return Err(format!("rollout `{}` is {}, not paused", r.id, r.state));
             }
@@ -452,7 +454,7 @@ impl Service {
         id: &str,
         actor: &str,
         reason: Option<&str>,
-        action: &str,
+        action: DecisionAction,
         f: impl Fn(&mut RolloutRecord, u64) -> std::result::Result<(), String>,
     ) -> Result<RolloutView> {
         let mut attempt = 0;
@@ -470,7 +472,7 @@ impl Service {
         id: &str,
         actor: &str,
         reason: Option<&str>,
-        action: &str,
+        action: DecisionAction,
         f: &impl Fn(&mut RolloutRecord, u64) -> std::result::Result<(), String>,
     ) -> Result<RolloutView> {
         let mut r = self
@@ -486,7 +488,7 @@ impl Service {
         let detail = json!({ "rollout": id, "reason": reason });
         let mut tx = self.store().begin().await?;
         tx.update_rollout(&mut r).await.map_err(moved(id))?;
-        let audit_action = if action == "paused" {
+        let audit_action = if action == DecisionAction::Paused {
             AuditAction::RolloutPaused
         } else {
             AuditAction::RolloutResumed
@@ -591,9 +593,9 @@ impl Service {
         detail["reason"] = json!(reason);
         detail["evidence"] = evidence.clone();
         let action = if state == RolloutState::Aborted {
-            "aborted"
+            DecisionAction::Aborted
         } else {
-            "rolled_back"
+            DecisionAction::RolledBack
         };
         let audit_action = if state == RolloutState::Aborted {
             AuditAction::RolloutAborted
@@ -714,7 +716,7 @@ impl Service {
             &mut tx,
             &r.id,
             (r.stage_index, r.plan.stages[r.stage_index].name.clone()),
-            "aborted".to_owned(),
+            DecisionAction::Aborted,
             "engine",
             AuditAction::RolloutAborted,
             &format!("change/{}", r.change_id),
@@ -775,7 +777,7 @@ impl Service {
             &mut tx,
             &r.id,
             (r.stage_index, to.clone()),
-            "advanced".to_owned(),
+            DecisionAction::Advanced,
             "engine",
             AuditAction::RolloutAdvanced,
             &format!("rollout/{}", r.id),
@@ -819,7 +821,7 @@ impl Service {
             &mut tx,
             &r.id,
             (r.stage_index, r.plan.stages[r.stage_index].name.clone()),
-            "succeeded".to_owned(),
+            DecisionAction::Succeeded,
             "engine",
             AuditAction::RolloutCompleted,
             &format!("change/{}", r.change_id),
@@ -839,17 +841,17 @@ async fn decide(
     tx: &mut crate::store::StoreTx,
     id: &str,
     stage: (usize, String),
-    action: impl Into<String>,
+    action: DecisionAction,
     actor: &str,
     audit: AuditAction,
     subject: &str,
     detail: Value,
 ) -> Result<()> {
-    let decision = Decision {
+    let decision = RolloutDecision {
         at_ms: unix_ms(),
         stage_index: stage.0,
         stage: stage.1,
-        action: action.into(),
+        action,
         actor: actor.to_owned(),
         evidence: detail.clone(),
     };
@@ -1003,12 +1005,12 @@ impl Engine {
 
     /// Run until the task is dropped.
     pub async fn run(self) {
-        let mut lock: Option<sqlx::AnyConnection> = None;
+        let mut lock = AdvisoryLock::new(DRIVER_LOCK_KEY);
         let mut was_leader = false;
         loop {
             let leader = match self.service.store().backend() {
-                crate::store::Backend::Sqlite => true,
-                crate::store::Backend::Postgres => self.hold_lock(&mut lock).await,
+                Backend::Sqlite => true,
+                Backend::Postgres => lock.hold(self.service.store()).await,
             };
             if leader != was_leader {
                 tracing::info!(leader, "rollout driver");
@@ -1018,39 +1020,6 @@ impl Engine {
                 self.drive().await;
             }
             tokio::time::sleep(self.tick).await;
-        }
-    }
-
-    /// Keep (or try to take) the driver's advisory lock; whether we hold it. The lock lives on
-    /// a connection taken out of the pool for good: when it fails, it is dropped (closed), so
-    /// the session, and the lock with it, ends instead of going back to the pool still held.
-    async fn hold_lock(&self, lock: &mut Option<sqlx::AnyConnection>) -> bool {
-        if let Some(conn) = lock.as_mut() {
-            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
-                return true;
-            }
-            tracing::warn!("lost the rollout driver's connection");
-            *lock = None;
-        }
-        let Ok(mut conn) = self.service.store().pool().acquire().await else {
-            return false;
-        };
-        let got: std::result::Result<bool, _> =
-            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(DRIVER_LOCK_KEY)
-                .fetch_one(&mut *conn)
-                .await;
-        match got {
-            Ok(true) => {
-                // Out of the pool for good: the lock must never go back to it.
-                *lock = Some(conn.detach());
-                true
-            }
-            Ok(false) => false,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot try the rollout driver's lock");
-                false
-            }
         }
     }
 

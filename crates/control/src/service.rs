@@ -57,9 +57,10 @@ use serde_json::{Value, json};
 
 use crate::audit::{self, AuditAction, ChainError};
 use crate::rules::{self, ApprovalFacts, Refusal, RulesConfig, Verdict};
+use crate::store::ops::*;
 use crate::store::{
-    self, AuditRow, ChangeRecord, NewAuditRow, NewChange, SnapshotRecord, Store, StoreError,
-    StoreTx, TokenRecord,
+    self, AuditRecord, ChangeRecord, NewAuditRecord, NewChange, SnapshotRecord, Store,
+    StoreError, StoreTx, TokenRecord,
 };
 
 /// How many staging snapshots the soak measurement looks back through.
@@ -173,7 +174,7 @@ pub struct Service {
 }
 
 /// The audit hash of a stored row: [`audit::entry_hash`] over the row's fields.
-fn row_hash(action: AuditAction, detail: &Value) -> impl FnOnce(&store::AuditEntry) -> String {
+fn row_hash(action: AuditAction, detail: &Value) -> impl FnOnce(&AuditRecord) -> String {
     let detail = detail.clone();
     move |e| {
         audit::entry_hash(
@@ -195,10 +196,10 @@ pub async fn audit_in(
     action: AuditAction,
     subject: &str,
     detail: Value,
-) -> Result<AuditRow> {
-    let row = NewAuditRow {
+) -> Result<AuditRecord> {
+    let row = NewAuditRecord {
         actor: actor.to_owned(),
-        action: action.as_str().to_owned(),
+        action,
         subject: subject.to_owned(),
         detail: detail.to_string(),
     };
@@ -220,7 +221,7 @@ pub(crate) fn deployed_record(target: &SnapshotRecord, version: u64) -> Snapshot
 }
 
 fn kind_str(kind: ObjectKind) -> &'static str {
-    store::kind_name(kind)
+    kind.as_str()
 }
 
 type ObjectMap = BTreeMap<(&'static str, String), Object>;
@@ -254,7 +255,7 @@ fn config_of(env: Environment, settings: Settings, objects: ObjectMap) -> Config
 fn edit_key(edit: &Edit) -> (&'static str, String) {
     match edit {
         Edit::Upsert(o) => {
-            let (kind, name) = store::object_key(o);
+            let (kind, name) = o.key();
             (kind_str(kind), name.to_owned())
         }
         Edit::Delete { kind, name } => (kind_str(*kind), name.clone()),
@@ -943,11 +944,11 @@ impl Service {
         actor: &str,
         name: &str,
         kind: TokenKind,
-        role: &str,
+        role: Option<Role>,
     ) -> Result<(TokenRecord, String)> {
         let mut tx = self.store.begin().await?;
         let (record, secret) = tx.create_token(name, kind, role).await?;
-        let detail = json!({ "id": record.id, "kind": kind.as_str(), "role": role });
+        let detail = json!({ "id": record.id, "kind": kind.as_str(), "role": record.role_name() });
         audit_in(
             &mut tx,
             actor,
@@ -974,13 +975,12 @@ impl Service {
         let unreadable: Option<u64> = rows
             .iter()
             .find(|r| {
-                r.entry.action.parse::<AuditAction>().is_err()
-                    || serde_json::from_str::<Value>(&r.entry.detail).is_err()
+                r.action.is_none() || serde_json::from_str::<Value>(&r.detail).is_err()
             })
-            .map(|r| r.entry.seq);
+            .map(|r| r.seq);
         let (head_seq, head_hash) = rows.last().map_or_else(
             || (0, audit::GENESIS_HASH.to_owned()),
-            |r| (r.entry.seq, r.hash.clone()),
+            |r| (r.seq, r.hash.clone()),
         );
         let entries: Vec<audit::AuditEntry> = rows.into_iter().map(entry_of).collect();
         let n = entries.len() as u64;
@@ -1023,13 +1023,9 @@ fn chain_seq(e: &ChainError) -> u64 {
     }
 }
 
-fn entry_of(row: AuditRow) -> audit::AuditEntry {
-    let e = row.entry;
-    match (
-        e.action.parse::<AuditAction>(),
-        serde_json::from_str::<Value>(&e.detail),
-    ) {
-        (Ok(action), Ok(detail)) => audit::AuditEntry {
+fn entry_of(e: AuditRecord) -> audit::AuditEntry {
+    match (e.action, serde_json::from_str::<Value>(&e.detail)) {
+        (Some(action), Ok(detail)) => audit::AuditEntry {
             seq: e.seq,
             at_ms: e.at_ms,
             actor: e.actor,
@@ -1037,7 +1033,7 @@ fn entry_of(row: AuditRow) -> audit::AuditEntry {
             subject: e.subject,
             detail,
             prev_hash: e.prev_hash,
-            hash: row.hash,
+            hash: e.hash,
         },
         _ => audit::AuditEntry {
             seq: e.seq,

@@ -320,7 +320,8 @@ impl CohortWindow {
         Self::rate(self.denied, self.requests)
     }
 
-    fn rate(x: u64, n: u64) -> Option<f64> {
+    /// `x / n`, with `x` capped at `n` so the rate is in `0..=1`; None when `n` is 0.
+    pub fn rate(x: u64, n: u64) -> Option<f64> {
         (n > 0).then(|| x.min(n) as f64 / n as f64)
     }
 }

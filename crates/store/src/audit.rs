@@ -38,7 +38,7 @@ pub struct AuditRecord {
     pub detail: String,
     /// The previous row's hash, or [`GENESIS_HASH`] for the first row.
     pub prev_hash: String,
-    /// Empty while the row is being sealed (see [`AuditLog::append_audit`]).
+    /// Empty while the row is being sealed (see [`AuditLog::append_audit_row`]).
     pub hash: String,
 }
 
@@ -46,7 +46,7 @@ pub struct AuditRecord {
 pub trait AuditLog: Handle {
     /// Append an audit row: the store assigns the next `seq`, the time and the previous row's
     /// hash, then asks `hash` for this row's hash (given the row with its `hash` still empty).
-    async fn append_audit<F>(self, new: &NewAuditRecord, hash: F) -> Result<AuditRecord>
+    async fn append_audit_row<F>(self, new: &NewAuditRecord, hash: F) -> Result<AuditRecord>
     where
         F: FnOnce(&AuditRecord) -> String + Send,
     {
