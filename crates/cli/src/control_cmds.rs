@@ -17,7 +17,7 @@
 //! Client errors (network, 4xx, 5xx) are one line with the API's code and message, then one
 //! line per field path; the command exits 1. Output is human-readable, or JSON with `--json`.
 
-use rampart_api::TokenKind;
+use rampart_api::{Role, TokenKind};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +26,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use rampart_control::rules::RulesConfig;
 use rampart_control::service::Service;
+use rampart_control::store::ops::*;
 use rampart_control::store::Store;
 use rampart_model::change::{Edit, Object, ObjectKind};
 use rampart_model::load::{from_json, from_yaml};
@@ -109,7 +110,7 @@ pub(crate) fn control(a: ControlArgs) -> Result<()> {
         let tokens = store.list_tokens().await.context("cannot list tokens")?;
         if tokens.is_empty() {
             let (_, secret) = service
-                .create_token("bootstrap", "admin", TokenKind::User, "admin")
+                .create_token("bootstrap", "admin", TokenKind::User, Some(Role::Admin))
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot create the admin token: {e}"))?;
             if let Some(path) = &a.bootstrap_token_file {

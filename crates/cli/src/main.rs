@@ -324,7 +324,7 @@ async fn kept_secret(
     path: &Path,
     name: &str,
     kind: rampart_api::TokenKind,
-    role: &str,
+    role: Option<rampart_api::Role>,
 ) -> Result<String> {
     if let Ok(secret) = std::fs::read_to_string(path) {
         return Ok(secret.trim().to_owned());
@@ -436,6 +436,7 @@ async fn demo_traffic(
 
 /// Load the fleet into the demo environment through a change, if the environment is empty.
 async fn load_fleet(service: &rampart_control::service::Service, cfg: &Config) -> Result<()> {
+    use rampart_control::store::Objects as _;
     use rampart_model::change::Edit;
     let env = rampart_model::Environment::Dev;
     let store = service.store();
@@ -514,7 +515,7 @@ fn up(
             &data_dir.join("admin-token"),
             "admin",
             rampart_api::TokenKind::User,
-            "admin",
+            Some(rampart_api::Role::Admin),
         )
         .await?;
         let gateway_token = kept_secret(
@@ -522,7 +523,7 @@ fn up(
             &data_dir.join("gateway-token"),
             "gw-1",
             rampart_api::TokenKind::Gateway,
-            "gateway",
+            None,
         )
         .await?;
         load_fleet(&service, &cfg).await?;
