@@ -79,7 +79,10 @@ mod tests {
             ]
         );
         for a in AuditAction::VARIANTS {
-            assert_eq!(parse_name::<AuditAction>("audit action", a.as_str()), Ok(*a));
+            assert_eq!(
+                parse_name::<AuditAction>("audit action", a.as_str()),
+                Ok(*a)
+            );
             assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
         }
     }

@@ -39,13 +39,27 @@ mod tests {
 
     #[test]
     fn names_are_the_stored_ones() {
-        let names: Vec<&str> = DecisionAction::VARIANTS.iter().map(|a| a.as_str()).collect();
+        let names: Vec<&str> = DecisionAction::VARIANTS
+            .iter()
+            .map(|a| a.as_str())
+            .collect();
         assert_eq!(
             names,
-            ["started", "advanced", "paused", "resumed", "aborted", "rolled_back", "succeeded"]
+            [
+                "started",
+                "advanced",
+                "paused",
+                "resumed",
+                "aborted",
+                "rolled_back",
+                "succeeded"
+            ]
         );
         for a in DecisionAction::VARIANTS {
-            assert_eq!(parse_name::<DecisionAction>("decision action", a.as_str()), Ok(*a));
+            assert_eq!(
+                parse_name::<DecisionAction>("decision action", a.as_str()),
+                Ok(*a)
+            );
             assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
         }
     }

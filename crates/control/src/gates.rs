@@ -687,8 +687,8 @@ fn listed(name: &'static str, what: &str, gateways: &[String]) -> Judged {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rampart_model::wire::{CohortCounters, LATENCY_BOUNDS_MS};
     use proptest::prelude::*;
+    use rampart_model::wire::{CohortCounters, LATENCY_BOUNDS_MS};
 
     fn gate(check: GateCheck) -> Gate {
         Gate {

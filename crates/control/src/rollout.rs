@@ -49,8 +49,8 @@ use crate::impact;
 use crate::service::{Result, Service, ServiceError, audit_in, deployed_record};
 use crate::store::ops::*;
 use crate::store::{
-    AdvisoryLock, Backend, ChangeRecord, GatewayState, GatewayWindow, Mark, Marks,
-    RolloutDecision, RolloutRecord, SnapshotRecord, StoreError,
+    AdvisoryLock, Backend, ChangeRecord, GatewayState, GatewayWindow, Mark, Marks, RolloutDecision,
+    RolloutRecord, SnapshotRecord, StoreError,
 };
 use rampart_api::DecisionAction;
 

@@ -59,8 +59,8 @@ use crate::audit::{self, AuditAction, ChainError};
 use crate::rules::{self, ApprovalFacts, Refusal, RulesConfig, Verdict};
 use crate::store::ops::*;
 use crate::store::{
-    self, AuditRecord, ChangeRecord, NewAuditRecord, NewChange, SnapshotRecord, Store,
-    StoreError, StoreTx, TokenRecord,
+    self, AuditRecord, ChangeRecord, NewAuditRecord, NewChange, SnapshotRecord, Store, StoreError,
+    StoreTx, TokenRecord,
 };
 
 /// How many staging snapshots the soak measurement looks back through.
@@ -974,9 +974,7 @@ impl Service {
         let rows = self.store.audit_rows().await?;
         let unreadable: Option<u64> = rows
             .iter()
-            .find(|r| {
-                r.action.is_none() || serde_json::from_str::<Value>(&r.detail).is_err()
-            })
+            .find(|r| r.action.is_none() || serde_json::from_str::<Value>(&r.detail).is_err())
             .map(|r| r.seq);
         let (head_seq, head_hash) = rows.last().map_or_else(
             || (0, audit::GENESIS_HASH.to_owned()),

@@ -117,25 +117,24 @@ pub trait Changes: Handle {
     async fn list_changes(self, env: Option<Environment>, limit: u32) -> Result<Vec<ChangeRecord>> {
         let limit = i64::from(limit);
         self.run(async |c| {
-            let rows = match env {
-                Some(env) => {
-                    sqlx::query(&format!(
+            let rows =
+                match env {
+                    Some(env) => sqlx::query(&format!(
                         "{CHANGE_COLUMNS} WHERE env = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
                     ))
                     .bind(env.as_str())
                     .bind(limit)
                     .fetch_all(&mut *c)
-                    .await?
-                }
-                None => {
-                    sqlx::query(&format!(
-                        "{CHANGE_COLUMNS} ORDER BY created_at DESC, id DESC LIMIT $1"
-                    ))
-                    .bind(limit)
-                    .fetch_all(&mut *c)
-                    .await?
-                }
-            };
+                    .await?,
+                    None => {
+                        sqlx::query(&format!(
+                            "{CHANGE_COLUMNS} ORDER BY created_at DESC, id DESC LIMIT $1"
+                        ))
+                        .bind(limit)
+                        .fetch_all(&mut *c)
+                        .await?
+                    }
+                };
             rows.iter().map(change_from).collect()
         })
         .await
@@ -275,7 +274,11 @@ impl<H: Handle> Changes for H {}
 fn change_from(row: &AnyRow) -> Result<ChangeRecord> {
     let id: String = row.try_get("id")?;
     let what = || format!("change `{id}`");
-    let env: Environment = stored_name("changes.env", "environment", &row.try_get::<String, _>("env")?)?;
+    let env: Environment = stored_name(
+        "changes.env",
+        "environment",
+        &row.try_get::<String, _>("env")?,
+    )?;
     let change: Change = from_json(&row.try_get::<String, _>("body")?, what())?;
     if change.environment != env {
         return Err(corrupt(
@@ -295,7 +298,11 @@ fn change_from(row: &AnyRow) -> Result<ChangeRecord> {
         author: row.try_get("author")?,
         reason: row.try_get("reason")?,
         risk: stored_name("changes.risk", "risk", &row.try_get::<String, _>("risk")?)?,
-        status: stored_name("changes.status", "change status", &row.try_get::<String, _>("status")?)?,
+        status: stored_name(
+            "changes.status",
+            "change status",
+            &row.try_get::<String, _>("status")?,
+        )?,
         change,
         base_version: stored_u64(row.try_get("base_version")?, "changes.base_version")?,
         validation,

@@ -167,7 +167,10 @@ impl AdvisoryLock {
             if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
                 return true;
             }
-            tracing::warn!(key = self.key, "lost the connection holding an advisory lock");
+            tracing::warn!(
+                key = self.key,
+                "lost the connection holding an advisory lock"
+            );
             self.conn = None;
         }
         let Ok(mut conn) = store.pool().acquire().await else {

@@ -96,8 +96,10 @@ pub trait Gateways: Handle {
             let mut reports = BTreeMap::new();
             for r in &rows {
                 let id: String = r.try_get("id")?;
-                let report: GatewayReport =
-                    from_json(&r.try_get::<String, _>("report")?, format!("report of gateway {id}"))?;
+                let report: GatewayReport = from_json(
+                    &r.try_get::<String, _>("report")?,
+                    format!("report of gateway {id}"),
+                )?;
                 reports.insert(id, report);
             }
             Ok(seen

@@ -132,8 +132,8 @@ pub use tokens::{TOKEN_PREFIX, TokenRecord, Tokens};
 /// Every operation trait, to bring all operations into scope: `use rampart_store::ops::*`.
 pub mod ops {
     pub use crate::{
-        AuditLog as _, Changes as _, Deployments as _, Gateways as _, Objects as _,
-        Rollouts as _, Samples as _, Snapshots as _, Tokens as _,
+        AuditLog as _, Changes as _, Deployments as _, Gateways as _, Objects as _, Rollouts as _,
+        Samples as _, Snapshots as _, Tokens as _,
     };
 }
 

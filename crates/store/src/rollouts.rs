@@ -193,38 +193,38 @@ pub trait Rollouts: Handle {
     async fn update_rollout(self, r: &mut RolloutRecord) -> Result<()> {
         let now = now_ms().max(0) as u64;
         self.run(async |c| {
-                let p = Progress::of(r)?;
-                let moved = sqlx::query(
-                    "UPDATE rollouts SET state = $1, stage_index = $2, stage_started_ms = $3, \
+            let p = Progress::of(r)?;
+            let moved = sqlx::query(
+                "UPDATE rollouts SET state = $1, stage_index = $2, stage_started_ms = $3, \
                      paused_at_ms = $4, paused_total_ms = $5, marks = $6, last_eval = $7, \
                      reason = $8, finished_at = $9, rev = $10, updated_at = $11 \
                      WHERE id = $12 AND rev = $13",
-                )
-                .bind(p.state)
-                .bind(p.stage_index)
-                .bind(p.stage_started_ms)
-                .bind(p.paused_at_ms)
-                .bind(p.paused_total_ms)
-                .bind(p.marks)
-                .bind(p.last_eval)
-                .bind(p.reason)
-                .bind(p.finished_at)
-                .bind(arg_i64(r.rev + 1, "rev")?)
-                .bind(arg_i64(now, "updated_at")?)
-                .bind(&r.id)
-                .bind(arg_i64(r.rev, "rev")?)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-                if moved != 1 {
-                    return Err(StoreError::Conflict {
-                        expected: r.rev,
-                        actual: r.rev + 1,
-                    });
-                }
-                Ok(())
-            })
-            .await?;
+            )
+            .bind(p.state)
+            .bind(p.stage_index)
+            .bind(p.stage_started_ms)
+            .bind(p.paused_at_ms)
+            .bind(p.paused_total_ms)
+            .bind(p.marks)
+            .bind(p.last_eval)
+            .bind(p.reason)
+            .bind(p.finished_at)
+            .bind(arg_i64(r.rev + 1, "rev")?)
+            .bind(arg_i64(now, "updated_at")?)
+            .bind(&r.id)
+            .bind(arg_i64(r.rev, "rev")?)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+            if moved != 1 {
+                return Err(StoreError::Conflict {
+                    expected: r.rev,
+                    actual: r.rev + 1,
+                });
+            }
+            Ok(())
+        })
+        .await?;
         r.rev += 1;
         r.updated_ms = now;
         Ok(())
@@ -371,9 +371,8 @@ fn rollout_from(row: &AnyRow) -> Result<RolloutRecord> {
             format!("stage {stage_index} of a {}-stage plan", plan.stages.len()),
         ));
     }
-    let number = |col: &str| -> Result<u64> {
-        stored_u64(row.try_get(col)?, &format!("rollouts.{col}"))
-    };
+    let number =
+        |col: &str| -> Result<u64> { stored_u64(row.try_get(col)?, &format!("rollouts.{col}")) };
     let optional = |col: &str| -> Result<Option<u64>> {
         opt_u64(row.try_get(col)?, &format!("rollouts.{col}"))
     };

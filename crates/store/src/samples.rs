@@ -10,7 +10,13 @@ use crate::{Handle, Result};
 pub trait Samples: Handle {
     /// Keep a batch of request samples (its JSON), and prune `env` to its newest `keep`
     /// batches.
-    async fn put_samples(self, env: Environment, gateway: &str, body: &str, keep: u32) -> Result<()> {
+    async fn put_samples(
+        self,
+        env: Environment,
+        gateway: &str,
+        body: &str,
+        keep: u32,
+    ) -> Result<()> {
         self.atomic(async |c| {
             sqlx::query(
                 "INSERT INTO sample_batches (env, id, gateway, at_ms, body) \

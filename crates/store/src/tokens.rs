@@ -6,7 +6,9 @@ use serde::{Serialize, Serializer};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::codec::{hash_secret, new_id, now_ms, random_bytes, stored_bool, stored_name, stored_u64};
+use crate::codec::{
+    hash_secret, new_id, now_ms, random_bytes, stored_bool, stored_name, stored_u64,
+};
 use crate::{Handle, Result, StoreError};
 
 /// The prefix of every token secret.
@@ -132,7 +134,11 @@ fn token_from(row: &AnyRow) -> Result<TokenRecord> {
     Ok(TokenRecord {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        kind: stored_name("tokens.kind", "token kind", &row.try_get::<String, _>("kind")?)?,
+        kind: stored_name(
+            "tokens.kind",
+            "token kind",
+            &row.try_get::<String, _>("kind")?,
+        )?,
         role: match role.as_str() {
             NO_ROLE => None,
             role => Some(stored_name("tokens.role", "role", role)?),

@@ -5,17 +5,17 @@
 
 use rampart_api::{AuditAction, ChangeStatus, Role, TokenKind};
 use rampart_model::EnumName;
-use strum::VariantArray;
 use std::sync::Arc;
+use strum::VariantArray;
 
+use rampart_model::change::{Edit, Object, ObjectKind};
+use rampart_model::config::{Config, Environment, Product, Upstream};
+use rampart_model::{Change, DeclaredImpact, Risk, Snapshot};
 use rampart_store::ops::*;
 use rampart_store::{
     AuditRecord, Backend, GENESIS_HASH, NewAuditRecord, NewChange, Store, StoreError, hash_secret,
     new_id,
 };
-use rampart_model::change::{Edit, Object, ObjectKind};
-use rampart_model::config::{Config, Environment, Product, Upstream};
-use rampart_model::{Change, DeclaredImpact, Risk, Snapshot};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 

@@ -6,6 +6,8 @@
 
 #[path = "../../../store/tests/support/mod.rs"]
 mod backends;
+// Not every suite runs its cases on both backends.
+#[allow(unused_imports)]
 pub use backends::{example_fleet, run_postgres, run_sqlite};
 
 /// Rollout rules for tests that exercise the change path itself, not the impact test: the
@@ -37,4 +39,3 @@ pub fn instant_rollouts() -> rampart_control::plan::RolloutConfig {
         prod: rules,
     }
 }
-
