@@ -8,8 +8,8 @@ use rampart_model::config::Environment;
 use rampart_model::wire::{CohortCounters, CohortWindow, ImpactCounts};
 use rampart_model::{ContentHash, EnumName, Risk};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::codec::{
     arg_i64, corrupt, from_json, json, now_ms, opt_arg_i64, opt_u64, stored_name, stored_u64,
@@ -259,28 +259,13 @@ pub trait Rollouts: Handle {
 
     /// A rollout by id.
     async fn rollout(self, id: &str) -> Result<Option<RolloutRecord>> {
-        self.run(async |c| {
-            let row = sqlx::query(&format!("{ROLLOUT_COLUMNS} WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&mut *c)
-                .await?;
-            row.as_ref().map(rollout_from).transpose()
-        })
-        .await
+        self.run(async |c| newest_where(c, "id", id).await).await
     }
 
     /// The rollout of a change, if it has one.
     async fn rollout_of_change(self, change_id: &str) -> Result<Option<RolloutRecord>> {
-        self.run(async |c| {
-            let row = sqlx::query(&format!(
-                "{ROLLOUT_COLUMNS} WHERE change_id = $1 ORDER BY created_at DESC LIMIT 1"
-            ))
-            .bind(change_id)
-            .fetch_optional(&mut *c)
-            .await?;
-            row.as_ref().map(rollout_from).transpose()
-        })
-        .await
+        self.run(async |c| newest_where(c, "change_id", change_id).await)
+            .await
     }
 
     /// The newest rollouts of `env`, newest first.
@@ -349,6 +334,21 @@ pub trait Rollouts: Handle {
 }
 
 impl<H: Handle> Rollouts for H {}
+
+/// The newest rollout whose `column` is `value`.
+async fn newest_where(
+    c: &mut AnyConnection,
+    column: &str,
+    value: &str,
+) -> Result<Option<RolloutRecord>> {
+    let row = sqlx::query(&format!(
+        "{ROLLOUT_COLUMNS} WHERE {column} = $1 ORDER BY created_at DESC LIMIT 1"
+    ))
+    .bind(value)
+    .fetch_optional(&mut *c)
+    .await?;
+    row.as_ref().map(rollout_from).transpose()
+}
 
 fn rollout_from(row: &AnyRow) -> Result<RolloutRecord> {
     let id: String = row.try_get("id")?;

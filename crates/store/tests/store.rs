@@ -13,8 +13,8 @@ use rampart_model::config::{Config, Environment, Product, Upstream};
 use rampart_model::{Change, DeclaredImpact, Risk, Snapshot};
 use rampart_store::ops::*;
 use rampart_store::{
-    AuditRecord, Backend, GENESIS_HASH, NewAuditRecord, NewChange, Store, StoreError, hash_secret,
-    new_id,
+    AuditRecord, Backend, GENESIS_HASH, NewAuditRecord, NewChange, Store, StoreError, StoreTx,
+    hash_secret, new_id,
 };
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -120,6 +120,15 @@ fn audit(action: AuditAction) -> NewAuditRecord {
         subject: "change chg_1".to_owned(),
         detail: r#"{"k":"v"}"#.to_owned(),
     }
+}
+
+/// A transaction that has moved change `chg_t` from submitted to applied.
+async fn applying(store: &Store) -> StoreTx {
+    let mut tx = store.begin().await.unwrap();
+    tx.set_change_status("chg_t", ChangeStatus::Submitted, ChangeStatus::Applied)
+        .await
+        .unwrap();
+    tx
 }
 
 fn product_names(config: &Config) -> Vec<&str> {
@@ -791,10 +800,7 @@ async fn transactions_commit_all_or_nothing(url: String) {
 
     // Dropped without commit: nothing happened.
     {
-        let mut tx = store.begin().await.unwrap();
-        tx.set_change_status("chg_t", ChangeStatus::Submitted, ChangeStatus::Applied)
-            .await
-            .unwrap();
+        let mut tx = applying(&store).await;
         tx.apply_edits(env, 0, &c.change.edits, "alice", "chg_t")
             .await
             .unwrap();
@@ -810,10 +816,7 @@ async fn transactions_commit_all_or_nothing(url: String) {
     );
 
     // A failure inside poisons it: commit rolls back the earlier, successful steps.
-    let mut tx = store.begin().await.unwrap();
-    tx.set_change_status("chg_t", ChangeStatus::Submitted, ChangeStatus::Applied)
-        .await
-        .unwrap();
+    let mut tx = applying(&store).await;
     let err = tx
         .apply_edits(env, 5, &c.change.edits, "alice", "chg_t")
         .await
@@ -826,10 +829,7 @@ async fn transactions_commit_all_or_nothing(url: String) {
     );
 
     // Committed: everything at once.
-    let mut tx = store.begin().await.unwrap();
-    tx.set_change_status("chg_t", ChangeStatus::Submitted, ChangeStatus::Applied)
-        .await
-        .unwrap();
+    let mut tx = applying(&store).await;
     let v = tx
         .apply_edits(env, 0, &c.change.edits, "alice", "chg_t")
         .await
