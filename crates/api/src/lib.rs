@@ -3,8 +3,8 @@
 //! The admin API's contract, in one crate shared by the control plane (which serves it) and
 //! its clients (the CLI, tests, benches), after sozu's `command` crate and Unleash's
 //! `unleash-types`: the request and response body of every endpoint, the one error body with
-//! its stable [`ErrorCode`]s, and the names of roles, token kinds, change statuses and rollout
-//! states. Every type derives serde and `utoipa::ToSchema`, so the OpenAPI document, the
+//! its stable [`ErrorCode`]s, and the names of roles, token kinds, change statuses, rollout
+//! states, audit actions and rollout decisions. Every type derives serde and `utoipa::ToSchema`, so the OpenAPI document, the
 //! server and its clients agree by construction. Enum names come from one strum derive; see
 //! [`rampart_model::names`].
 //!
@@ -22,8 +22,10 @@
 //!
 //! Like `rampart-model`, this crate is pure: no async runtime, no HTTP, no database.
 
+pub mod audit;
 pub mod audit_log;
 pub mod change;
+pub mod decision;
 pub mod env;
 pub mod error;
 pub mod fleet;
@@ -31,11 +33,13 @@ pub mod role;
 pub mod rollout;
 pub mod token;
 
+pub use audit::AuditAction;
 pub use audit_log::{AuditLog, AuditLogEntry, AuditReport};
 pub use change::{
     ApplyResponse, ChangeList, ChangeRecord, ChangeStatus, ChangeView, EmptyRequest, Missing,
     RejectRequest, SubmitRequest, Verdict,
 };
+pub use decision::DecisionAction;
 pub use env::{ConfigResponse, FlagsResponse, SnapshotRecord, SnapshotRef};
 pub use error::{ErrorBody, ErrorCode, FieldError};
 pub use fleet::{Fleet, GatewaySeen};

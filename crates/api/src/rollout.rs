@@ -3,6 +3,8 @@
 use rampart_model::change::StageDef;
 use rampart_model::{ContentHash, Environment, Risk};
 use serde::{Deserialize, Serialize};
+
+use crate::decision::DecisionAction;
 use serde_json::Value;
 
 /// Where a rollout is.
@@ -44,8 +46,7 @@ pub struct RolloutDecision {
     pub at_ms: u64,
     pub stage_index: usize,
     pub stage: String,
-    /// `started`, `advanced`, `paused`, `resumed`, `aborted`, `rolled_back`, `succeeded`.
-    pub action: String,
+    pub action: DecisionAction,
     pub actor: String,
     /// What the decision was based on (the gates' results, a person's reason).
     #[schema(value_type = Object)]

@@ -18,7 +18,8 @@
 //! line per field path; the command exits 1. Output is human-readable, or JSON with `--json`.
 
 use rampart_api::{
-    ApplyResponse, AuditReport, ChangeList, ConfigResponse, EmptyRequest, SubmitRequest, TokenKind,
+    ApplyResponse, AuditReport, ChangeList, ConfigResponse, EmptyRequest, Role, SubmitRequest,
+    TokenKind,
 };
 use rampart_model::EnumName;
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ use clap::{Args, Subcommand};
 use rampart_control::rules::RulesConfig;
 use rampart_control::service::Service;
 use rampart_control::store::Store;
+use rampart_control::store::ops::*;
 use rampart_model::change::{Edit, Object, ObjectKind};
 use rampart_model::load::{from_json, from_yaml};
 use rampart_model::{Config, DeclaredImpact, Environment};
@@ -113,7 +115,7 @@ pub(crate) fn control(a: ControlArgs) -> Result<()> {
         let tokens = store.list_tokens().await.context("cannot list tokens")?;
         if tokens.is_empty() {
             let (_, secret) = service
-                .create_token("bootstrap", "admin", TokenKind::User, "admin")
+                .create_token("bootstrap", "admin", TokenKind::User, Some(Role::Admin))
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot create the admin token: {e}"))?;
             if let Some(path) = &a.bootstrap_token_file {

@@ -33,7 +33,7 @@
 //! gateway (stream task, connections, buffers, the fleet row). RSS includes allocator slack, so
 //! it is an estimate; freed memory from a previous N is reused before the RSS grows again.
 
-use rampart_api::TokenKind;
+use rampart_api::{Role, TokenKind};
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::SocketAddr;
@@ -50,6 +50,7 @@ use rampart_control::api;
 use rampart_control::rules::{EnvRules, RiskPolicy, RulesConfig};
 use rampart_control::service::{Service, Submission};
 use rampart_control::store::Store;
+use rampart_control::store::ops::*;
 use rampart_eval::Evaluator;
 use rampart_gateway::sync::{self, Backoff, ControlSource, Link};
 use rampart_model::change::{Edit, Object};
@@ -305,11 +306,11 @@ async fn bench() {
         .await
         .expect("the fleet applies");
     let (_, gw_token) = service
-        .create_token("bench", "bench-gateways", TokenKind::Gateway, "gateway")
+        .create_token("bench", "bench-gateways", TokenKind::Gateway, None)
         .await
         .expect("a gateway token");
     let (_, admin) = service
-        .create_token("bench", "bench-admin", TokenKind::User, "admin")
+        .create_token("bench", "bench-admin", TokenKind::User, Some(Role::Admin))
         .await
         .expect("an admin token");
     let snapshot_bytes = serde_json::to_string(&first.snapshot)

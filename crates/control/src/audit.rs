@@ -39,8 +39,7 @@
 //!
 //! `at_ms` is not checked for order: clocks of several control-plane replicas may disagree.
 
-use std::fmt;
-
+use rampart_model::EnumName;
 use rampart_model::snapshot::canonical_json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -52,101 +51,7 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// The version tag inside every hashed object.
 pub const HASH_FORMAT: &str = "rampart-audit/1";
 
-/// What happened. The wire name is part of every entry's hash: add variants, never rename one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditAction {
-    ChangeSubmitted,
-    ChangeValidated,
-    ChangeApproved,
-    ChangeRejected,
-    ChangeWithdrawn,
-    ChangeApplied,
-    /// Back to the last known good snapshot, by a person or automatically.
-    Rollback,
-    RolloutStarted,
-    RolloutAdvanced,
-    RolloutAborted,
-    RolloutCompleted,
-    RolloutPaused,
-    RolloutResumed,
-    /// The impact test blocked a change.
-    ImpactBlocked,
-    LoginFailed,
-    TokenCreated,
-    TokenRevoked,
-    GatewayNack,
-}
-
-impl AuditAction {
-    /// Every action.
-    pub const ALL: [AuditAction; 18] = [
-        AuditAction::ChangeSubmitted,
-        AuditAction::ChangeValidated,
-        AuditAction::ChangeApproved,
-        AuditAction::ChangeRejected,
-        AuditAction::ChangeWithdrawn,
-        AuditAction::ChangeApplied,
-        AuditAction::Rollback,
-        AuditAction::RolloutStarted,
-        AuditAction::RolloutAdvanced,
-        AuditAction::RolloutAborted,
-        AuditAction::RolloutCompleted,
-        AuditAction::RolloutPaused,
-        AuditAction::RolloutResumed,
-        AuditAction::ImpactBlocked,
-        AuditAction::LoginFailed,
-        AuditAction::TokenCreated,
-        AuditAction::TokenRevoked,
-        AuditAction::GatewayNack,
-    ];
-
-    /// The wire name, as hashed and stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditAction::ChangeSubmitted => "change_submitted",
-            AuditAction::ChangeValidated => "change_validated",
-            AuditAction::ChangeApproved => "change_approved",
-            AuditAction::ChangeRejected => "change_rejected",
-            AuditAction::ChangeWithdrawn => "change_withdrawn",
-            AuditAction::ChangeApplied => "change_applied",
-            AuditAction::Rollback => "rollback",
-            AuditAction::RolloutStarted => "rollout_started",
-            AuditAction::RolloutAdvanced => "rollout_advanced",
-            AuditAction::RolloutAborted => "rollout_aborted",
-            AuditAction::RolloutCompleted => "rollout_completed",
-            AuditAction::RolloutPaused => "rollout_paused",
-            AuditAction::RolloutResumed => "rollout_resumed",
-            AuditAction::ImpactBlocked => "impact_blocked",
-            AuditAction::LoginFailed => "login_failed",
-            AuditAction::TokenCreated => "token_created",
-            AuditAction::TokenRevoked => "token_revoked",
-            AuditAction::GatewayNack => "gateway_nack",
-        }
-    }
-}
-
-impl fmt::Display for AuditAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A name that is no [`AuditAction`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown audit action `{0}`")]
-pub struct UnknownAuditAction(pub String);
-
-impl std::str::FromStr for AuditAction {
-    type Err = UnknownAuditAction;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        AuditAction::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| UnknownAuditAction(s.to_owned()))
-    }
-}
+pub use rampart_api::AuditAction;
 
 /// One entry of the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -358,12 +263,14 @@ pub fn verify_with_head<H: AsRef<str>>(
 
 #[cfg(test)]
 mod tests {
+    use strum::VariantArray;
+
     use super::*;
 
     fn chain(n: u64) -> Vec<AuditEntry> {
         let mut out: Vec<AuditEntry> = Vec::new();
         for i in 0..n {
-            let action = AuditAction::ALL[(i as usize) % AuditAction::ALL.len()];
+            let action = AuditAction::VARIANTS[(i as usize) % AuditAction::VARIANTS.len()];
             let e = seal(
                 out.last(),
                 1_717_400_000_000 + i * 1000,
@@ -413,7 +320,7 @@ mod tests {
             detail,
         );
         assert_eq!(e.hash, want);
-        for a in AuditAction::ALL {
+        for &a in AuditAction::VARIANTS {
             assert_eq!(serde_json::to_value(a).unwrap(), json!(a.as_str()));
             assert_eq!(a.as_str().parse::<AuditAction>(), Ok(a));
         }

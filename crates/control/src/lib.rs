@@ -5,8 +5,9 @@
 //! is an environment's first config), and audited; the fast path back is the last known good
 //! snapshot. This crate holds:
 //!
-//! - [`store`]: the append-only store on sqlx, SQLite by default and PostgreSQL by URL, one
-//!   set of migrations, optimistic concurrency;
+//! - [`store`]: the store (the `rampart-store` crate, re-exported): SQLite by default and
+//!   PostgreSQL by URL, one set of migrations, optimistic concurrency; the control plane
+//!   writes no SQL of its own;
 //! - [`rules`]: the risk rules as data: who may do what ([`rules::permissions`]), what each
 //!   environment asks of each risk level ([`rules::config`]), what a change still lacks
 //!   ([`rules::readiness`]), and a change's risk derived from what it touches ([`rules::risk`]);
@@ -32,4 +33,6 @@ pub mod plan;
 pub mod rollout;
 pub mod rules;
 pub mod service;
-pub mod store;
+
+/// The store, re-exported under the path the control plane has always used.
+pub use rampart_store as store;

@@ -6,11 +6,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use rampart_api::TokenKind;
+use rampart_api::{Role, TokenKind};
 use rampart_control::api;
 use rampart_control::rules::RulesConfig;
 use rampart_control::service::Service;
 use rampart_control::store::Store;
+use rampart_control::store::ops::*;
 use rampart_model::Snapshot;
 use rampart_model::change::Edit;
 use rampart_model::config::{Config, Environment};
@@ -73,7 +74,7 @@ struct Harness {
 async fn harness_with(url: &str, rules: RulesConfig) -> Harness {
     let store = Store::connect(url).await.unwrap();
     seed(&store, Environment::Prod).await;
-    let tok = |name: &'static str, kind: TokenKind, role: &'static str| {
+    let tok = |name: &'static str, kind: TokenKind, role: Option<Role>| {
         let store = store.clone();
         async move { store.create_token(name, kind, role).await.unwrap().1 }
     };
@@ -81,13 +82,13 @@ async fn harness_with(url: &str, rules: RulesConfig) -> Harness {
         app: api::router_with(
             Service::new(store.clone(), rules).with_rollouts(support::without_impact_test()),
         ),
-        viewer: tok("vic", TokenKind::User, "viewer").await,
-        alice: tok("alice", TokenKind::User, "editor").await,
-        eve: tok("eve", TokenKind::User, "editor").await,
-        bob: tok("bob", TokenKind::User, "approver").await,
-        carol: tok("carol", TokenKind::User, "approver").await,
-        root: tok("root", TokenKind::User, "admin").await,
-        gw: tok("gw-1", TokenKind::Gateway, "gateway").await,
+        viewer: tok("vic", TokenKind::User, Some(Role::Viewer)).await,
+        alice: tok("alice", TokenKind::User, Some(Role::Editor)).await,
+        eve: tok("eve", TokenKind::User, Some(Role::Editor)).await,
+        bob: tok("bob", TokenKind::User, Some(Role::Approver)).await,
+        carol: tok("carol", TokenKind::User, Some(Role::Approver)).await,
+        root: tok("root", TokenKind::User, Some(Role::Admin)).await,
+        gw: tok("gw-1", TokenKind::Gateway, None).await,
         store,
     }
 }

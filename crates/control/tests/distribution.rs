@@ -3,7 +3,7 @@
 //! following it). The control plane runs on its own runtime, so killing it (shutting that
 //! runtime down) drops its listener and every open stream, as a crash would.
 
-use rampart_api::TokenKind;
+use rampart_api::{Role, TokenKind};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use rampart_control::api;
 use rampart_control::rules::RulesConfig;
 use rampart_control::service::Service;
 use rampart_control::store::Store;
+use rampart_control::store::ops::*;
 use rampart_model::Snapshot;
 use rampart_model::change::Edit;
 use rampart_model::config::Environment;
@@ -175,16 +176,16 @@ fn gateway_follows_the_control_plane_acks_reports_and_survives_its_loss() {
     let (gw_token, viewer, alice, bob, root) = ctl.block_on(async {
         let store = Store::connect(&url).await.unwrap();
         seed(&store).await;
-        let tok = |name: &'static str, kind: TokenKind, role: &'static str| {
+        let tok = |name: &'static str, kind: TokenKind, role: Option<Role>| {
             let store = store.clone();
             async move { store.create_token(name, kind, role).await.unwrap().1 }
         };
         (
-            tok("gw-test", TokenKind::Gateway, "gateway").await,
-            tok("vic", TokenKind::User, "viewer").await,
-            tok("alice", TokenKind::User, "editor").await,
-            tok("bob", TokenKind::User, "approver").await,
-            tok("root", TokenKind::User, "admin").await,
+            tok("gw-test", TokenKind::Gateway, None).await,
+            tok("vic", TokenKind::User, Some(Role::Viewer)).await,
+            tok("alice", TokenKind::User, Some(Role::Editor)).await,
+            tok("bob", TokenKind::User, Some(Role::Approver)).await,
+            tok("root", TokenKind::User, Some(Role::Admin)).await,
         )
     });
 

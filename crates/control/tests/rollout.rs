@@ -13,7 +13,9 @@ use support::example_fleet as fleet;
 use rampart_control::plan::RolloutConfig;
 use rampart_control::rules::RulesConfig;
 use rampart_control::service::{Service, Submission};
+use rampart_control::store::ops::*;
 use rampart_control::store::{GatewaySeen, Store};
+use rampart_model::EnumName;
 use rampart_model::change::{Edit, Object, RolloutPlan};
 use rampart_model::config::{Config, Environment, GatewayIdentity};
 use rampart_model::wire::{CohortCounters, GatewayReport, LATENCY_BOUNDS_MS};
@@ -242,7 +244,7 @@ async fn a_healthy_rollout_advances_then_succeeds_and_becomes_the_lkg(url: Strin
         "the 100% stage is deployed"
     );
     let advanced = &r.decisions[1];
-    assert_eq!(advanced.action, "advanced");
+    assert_eq!(advanced.action.as_str(), "advanced");
     let gates = advanced.evidence["evidence"]["gates"].as_array().unwrap();
     assert!(gates.iter().all(|g| g["verdict"] == "pass"), "{gates:?}");
     // At 100% the window has no baseline: the gates compare with the baseline as it was.
@@ -288,7 +290,7 @@ async fn errors_roll_back_to_the_lkg_with_evidence(url: String) {
     assert_eq!(step(&service, &id).await, RolloutState::RolledBack);
     let r = service.rollouts().view(&id).await.unwrap();
     let last = r.decisions.last().unwrap();
-    assert_eq!(last.action, "rolled_back");
+    assert_eq!(last.action.as_str(), "rolled_back");
     assert_eq!(last.actor, "engine");
     assert_eq!(last.evidence["returned_to"], "lkg");
     assert_eq!(last.evidence["to_hash"], lkg.hash.to_string());
@@ -415,7 +417,7 @@ async fn a_store_written_before_rollouts_opens_and_rolls_out(url: String) {
     };
     let old = tempfile::tempdir().unwrap();
     for m in ["0001_store.sql", "0002_gateways.sql"] {
-        let from = format!("{}/migrations/{m}", env!("CARGO_MANIFEST_DIR"));
+        let from = format!("{}/../store/migrations/{m}", env!("CARGO_MANIFEST_DIR"));
         std::fs::copy(from, old.path().join(m)).unwrap();
     }
     let pool = sqlx::any::AnyPoolOptions::new()
@@ -450,7 +452,7 @@ async fn a_store_written_before_rollouts_opens_and_rolls_out(url: String) {
             "INSERT INTO objects (env, kind, name, version, body, author, change_id, created_at) \
              VALUES ('prod', $1, $2, 1, $3, 'seed', 'seed', $4)",
         )
-        .bind(rampart_control::store::kind_name(kind))
+        .bind(rampart_model::EnumName::as_str(kind))
         .bind(name.to_owned())
         .bind(body)
         .bind(now)
@@ -589,19 +591,14 @@ async fn a_gateway_restart_keeps_the_evidence_counted_so_far(url: String) {
 /// `rampart_deployments`, so other replicas stream it at once; SQLite has one process.
 async fn a_deployment_is_announced_to_other_replicas(url: String) {
     let store = Store::connect(&url).await.unwrap();
-    let Some(pg) = store.pg_url().map(str::to_owned) else {
+    let Some(mut listener) = store.listen_deployments().await.unwrap() else {
         return;
     };
-    let mut listener = sqlx::postgres::PgListener::connect(&pg).await.unwrap();
-    listener
-        .listen(rampart_control::store::DEPLOYED_CHANNEL)
-        .await
-        .unwrap();
     let snap = Snapshot::new(fleet(), Vec::new());
     store.put_deployment(&snap, None, "test").await.unwrap();
     let n = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
         .await
         .expect("announced within 5 s")
         .unwrap();
-    assert_eq!(n.payload(), "prod");
+    assert_eq!(n, "prod");
 }

@@ -204,6 +204,130 @@ pub struct SampleBatch {
     pub samples: Vec<RequestSample>,
 }
 
+/// Counters of one cohort over a window, summed over gateways.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CohortWindow {
+    /// Requests served by the cohort in the window.
+    pub requests: u64,
+    /// Upstream 5xx responses, gateway-raised errors, and candidate evaluations that failed
+    /// (served by the baseline instead: the client saw no error, the candidate is faulty all
+    /// the same) in the window.
+    pub errors: u64,
+    /// Responses the gateway itself answered with a 4xx (denials) in the window.
+    #[serde(default)]
+    pub denied: u64,
+    /// Requests per latency bucket (see [`LATENCY_BOUNDS_MS`]; one more bucket than bounds).
+    pub latency_ms: Vec<u64>,
+}
+
+impl CohortWindow {
+    /// `now - start` for one gateway's cumulative counters; if any counter of `now` is below
+    /// `start` (the gateway restarted, or the rollout's counters were recreated), the whole of
+    /// `now` is the window. A histogram bucket missing from `now` counts as 0 (so a shorter
+    /// histogram with a non-zero bucket missing is a reset too). `errors = upstream_errors +
+    /// gateway_errors + fallbacks`.
+    pub fn delta(start: Option<&CohortCounters>, now: &CohortCounters) -> CohortWindow {
+        let whole = || CohortWindow {
+            requests: now.requests,
+            errors: now
+                .upstream_errors
+                .saturating_add(now.gateway_errors)
+                .saturating_add(now.fallbacks),
+            denied: now.denied,
+            latency_ms: now.latency_ms.clone(),
+        };
+        let Some(start) = start else {
+            return whole();
+        };
+        let bucket = |v: &[u64], i: usize| v.get(i).copied().unwrap_or(0);
+        let buckets = now.latency_ms.len().max(start.latency_ms.len());
+        let reset = now.requests < start.requests
+            || now.upstream_errors < start.upstream_errors
+            || now.gateway_errors < start.gateway_errors
+            || now.fallbacks < start.fallbacks
+            || now.denied < start.denied
+            || (0..buckets).any(|i| bucket(&now.latency_ms, i) < bucket(&start.latency_ms, i));
+        if reset {
+            return whole();
+        }
+        CohortWindow {
+            requests: now.requests - start.requests,
+            errors: (now.upstream_errors - start.upstream_errors)
+                .saturating_add(now.gateway_errors - start.gateway_errors)
+                .saturating_add(now.fallbacks - start.fallbacks),
+            denied: now.denied - start.denied,
+            latency_ms: (0..now.latency_ms.len())
+                .map(|i| now.latency_ms[i] - bucket(&start.latency_ms, i))
+                .collect(),
+        }
+    }
+
+    /// Add another gateway's window (histograms of different lengths are added bucket by
+    /// bucket; the result is as long as the longer one). Saturating.
+    pub fn add(&mut self, other: &CohortWindow) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.errors = self.errors.saturating_add(other.errors);
+        self.denied = self.denied.saturating_add(other.denied);
+        if self.latency_ms.len() < other.latency_ms.len() {
+            self.latency_ms.resize(other.latency_ms.len(), 0);
+        }
+        for (mine, theirs) in self.latency_ms.iter_mut().zip(&other.latency_ms) {
+            *mine = mine.saturating_add(*theirs);
+        }
+    }
+
+    /// p99 latency estimate in ms from the histogram: the upper bound of the bucket holding the
+    /// 99th percentile, linearly interpolated inside the bucket (lower bound of first bucket 0;
+    /// the overflow bucket spans from the last bound to 2x the last bound, so it reports at
+    /// most 2x the last bound; buckets past the overflow bucket count as overflow). None when
+    /// requests == 0 or the histogram is empty (or all zero).
+    pub fn p99_ms(&self) -> Option<f64> {
+        if self.requests == 0 {
+            return None;
+        }
+        let total: f64 = self.latency_ms.iter().map(|&c| c as f64).sum();
+        if total <= 0.0 {
+            return None;
+        }
+        let rank = 0.99 * total;
+        let last = LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.len() - 1];
+        let mut below = 0.0;
+        for (i, &count) in self.latency_ms.iter().enumerate() {
+            let count = count as f64;
+            if count > 0.0 && below + count >= rank {
+                let (lower, upper) = match i {
+                    0 => (0.0, LATENCY_BOUNDS_MS[0]),
+                    i if i < LATENCY_BOUNDS_MS.len() => {
+                        (LATENCY_BOUNDS_MS[i - 1], LATENCY_BOUNDS_MS[i])
+                    }
+                    _ => (last, 2.0 * last),
+                };
+                let fraction = ((rank - below) / count).clamp(0.0, 1.0);
+                return Some(lower + fraction * (upper - lower));
+            }
+            below += count;
+        }
+        // Only reachable through rounding: the percentile is in the last non-empty bucket.
+        Some(2.0 * last)
+    }
+
+    /// `errors / requests`, None when there are no requests. Errors beyond the request count
+    /// (inconsistent counters) count as one error per request, so the rate is in `0..=1`.
+    pub fn error_rate(&self) -> Option<f64> {
+        Self::rate(self.errors, self.requests)
+    }
+
+    /// `denied / requests`, like [`CohortWindow::error_rate`].
+    pub fn deny_rate(&self) -> Option<f64> {
+        Self::rate(self.denied, self.requests)
+    }
+
+    /// `x / n`, with `x` capped at `n` so the rate is in `0..=1`; None when `n` is 0.
+    pub fn rate(x: u64, n: u64) -> Option<f64> {
+        (n > 0).then(|| x.min(n) as f64 / n as f64)
+    }
+}
+
 #[cfg(test)]
 mod impact_counts_tests {
     use super::*;

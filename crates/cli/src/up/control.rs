@@ -1,12 +1,13 @@
 //! `rampart up`'s control plane: on SQLite in the data directory, with the demo's rules, its
 //! tokens kept in files, the fleet loaded into `dev` through a change, and its rollout engine.
 
+use rampart_control::store::ops::*;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use rampart_api::TokenKind;
+use rampart_api::{Role, TokenKind};
 use rampart_control::service::{Service, Submission};
 use rampart_control::store::Store;
 use rampart_model::change::Edit;
@@ -81,7 +82,7 @@ struct KeptToken {
     file: &'static str,
     name: &'static str,
     kind: TokenKind,
-    role: &'static str,
+    role: Option<Role>,
 }
 
 /// The operator's token, printed at start.
@@ -89,7 +90,7 @@ const ADMIN: KeptToken = KeptToken {
     file: "admin-token",
     name: "admin",
     kind: TokenKind::User,
-    role: "admin",
+    role: Some(Role::Admin),
 };
 
 /// The gateway's token.
@@ -97,7 +98,7 @@ const GATEWAY: KeptToken = KeptToken {
     file: "gateway-token",
     name: "gw-1",
     kind: TokenKind::Gateway,
-    role: "gateway",
+    role: None,
 };
 
 /// The token's secret: read from its file, or created on the first start and written there.

@@ -114,8 +114,8 @@ impl FromRequestParts<Arc<AppState>> for User {
                 "gateway tokens may only stream config and report status",
             ));
         }
-        let Ok(role) = token.role.parse::<Role>() else {
-            tracing::warn!(token = %token.id, role = %token.role, "token with an unknown role");
+        let Some(role) = token.role else {
+            tracing::warn!(token = %token.id, "user token without a role");
             return Err(ApiError::forbidden("this token has no valid role"));
         };
         Ok(User {

@@ -126,14 +126,13 @@ fn spawn_publisher(state: &Arc<AppState>) {
 /// publisher at once (the poll stays as the fallback). Reconnects after errors; ends when the
 /// state is dropped.
 fn spawn_listener(state: &Arc<AppState>) {
-    let Some(url) = state.service.pg_url().map(str::to_owned) else {
-        return;
-    };
+    let service = state.service.clone();
     let weak = Arc::downgrade(state);
     tokio::spawn(async move {
         loop {
-            let mut listener = match sqlx::postgres::PgListener::connect(&url).await {
-                Ok(l) => l,
+            let mut listener = match service.listen_deployments().await {
+                Ok(Some(l)) => l,
+                Ok(None) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot LISTEN for deployments; polling meanwhile");
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -143,11 +142,6 @@ fn spawn_listener(state: &Arc<AppState>) {
                     continue;
                 }
             };
-            if let Err(e) = listener.listen(crate::store::DEPLOYED_CHANNEL).await {
-                tracing::warn!(error = %e, "cannot LISTEN for deployments; polling meanwhile");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
             loop {
                 let got =
                     tokio::time::timeout(std::time::Duration::from_secs(1), listener.recv()).await;

@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use rampart_api::{TokenCreated, TokenKind, TokenRequest};
-use rampart_model::EnumName;
 
 use super::St;
 use super::auth::{Caller, may};
@@ -33,11 +32,11 @@ pub async fn create_token(
         ));
     }
     let role = match (b.kind, b.role) {
-        (TokenKind::User, Some(role)) => role.as_str(),
+        (TokenKind::User, Some(role)) => Some(role),
         (TokenKind::User, None) => {
             return Err(ApiError::invalid_field("role", "a user token needs a role"));
         }
-        (TokenKind::Gateway, None) => "gateway",
+        (TokenKind::Gateway, None) => None,
         (TokenKind::Gateway, Some(_)) => {
             return Err(ApiError::invalid_field(
                 "role",

@@ -2,6 +2,7 @@
 //! at once, like a failed gate). The driver writes a rollout at every evaluation, so each action
 //! re-reads and retries when the rollout moved meanwhile.
 
+use crate::store::ops::*;
 use rampart_api::ErrorCode;
 use rampart_api::RolloutState;
 use serde_json::json;

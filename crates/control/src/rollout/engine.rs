@@ -3,11 +3,12 @@
 //! when a step deployed something. With PostgreSQL, the driver is whoever holds a session
 //! advisory lock on a connection kept out of the pool; with SQLite, the one control plane is.
 
+use crate::store::ops::*;
 use std::time::Duration;
 
 use super::Rollouts;
 use crate::service::Service;
-use crate::store::Backend;
+use crate::store::{AdvisoryLock, Backend};
 
 /// The advisory-lock key of the rollout driver (PostgreSQL).
 const DRIVER_LOCK_KEY: i64 = 0x0072_616d_7061_7274; // "rampart"
@@ -30,12 +31,12 @@ impl Engine {
 
     /// Run until the task is dropped.
     pub async fn run(self) {
-        let mut lock: Option<sqlx::AnyConnection> = None;
+        let mut lock = AdvisoryLock::new(DRIVER_LOCK_KEY);
         let mut was_leader = false;
         loop {
             let leader = match self.rollouts.store.backend() {
                 Backend::Sqlite => true,
-                Backend::Postgres => self.hold_lock(&mut lock).await,
+                Backend::Postgres => lock.hold(&self.rollouts.store).await,
             };
             if leader != was_leader {
                 tracing::info!(leader, "rollout driver");
@@ -45,39 +46,6 @@ impl Engine {
                 self.drive().await;
             }
             tokio::time::sleep(self.tick).await;
-        }
-    }
-
-    /// Keep (or try to take) the driver's advisory lock; whether we hold it. The lock lives on
-    /// a connection taken out of the pool for good: when it fails, it is dropped (closed), so
-    /// the session, and the lock with it, ends instead of going back to the pool still held.
-    async fn hold_lock(&self, lock: &mut Option<sqlx::AnyConnection>) -> bool {
-        if let Some(conn) = lock.as_mut() {
-            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
-                return true;
-            }
-            tracing::warn!("lost the rollout driver's connection");
-            *lock = None;
-        }
-        let Ok(mut conn) = self.rollouts.store.pool().acquire().await else {
-            return false;
-        };
-        let got: std::result::Result<bool, _> =
-            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(DRIVER_LOCK_KEY)
-                .fetch_one(&mut *conn)
-                .await;
-        match got {
-            Ok(true) => {
-                // Out of the pool for good: the lock must never go back to it.
-                *lock = Some(conn.detach());
-                true
-            }
-            Ok(false) => false,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot try the rollout driver's lock");
-                false
-            }
         }
     }
 

@@ -46,20 +46,19 @@ mod engine;
 mod start;
 mod step;
 
-use rampart_api::ErrorCode;
+use crate::store::ops::*;
+use rampart_api::{DecisionAction, ErrorCode};
 use std::sync::Arc;
 
-use rampart_model::EnumName;
 use rampart_model::clock::Clock;
 use rampart_model::{Environment, Snapshot};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use crate::audit::AuditAction;
 use crate::plan::RolloutConfig;
 use crate::service::{Result, ServiceError, audit_in};
-use crate::store::{Decision, RolloutRecord, SnapshotRecord, Store, StoreError, StoreTx};
+use crate::store::{RolloutDecision, RolloutRecord, SnapshotRecord, Store, StoreError, StoreTx};
 
 pub use engine::Engine;
 
@@ -73,44 +72,14 @@ pub const SAMPLE_BATCHES: u32 = 200;
 /// writes each evaluation), before giving up with a conflict.
 pub(crate) const CONTROL_ATTEMPTS: usize = 5;
 
-/// What a rollout's decision did: stored with the decision, and audited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[derive(strum::Display, strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
-#[strum(serialize_all = "snake_case")]
-pub enum DecisionAction {
-    Started,
-    Advanced,
-    Paused,
-    Resumed,
-    Aborted,
-    RolledBack,
-    Succeeded,
-}
-
-impl DecisionAction {
-    /// The audit entry that goes with the decision.
-    pub fn audit_action(self) -> AuditAction {
-        match self {
-            DecisionAction::Started => AuditAction::RolloutStarted,
-            DecisionAction::Advanced => AuditAction::RolloutAdvanced,
-            DecisionAction::Paused => AuditAction::RolloutPaused,
-            DecisionAction::Resumed => AuditAction::RolloutResumed,
-            DecisionAction::Aborted => AuditAction::RolloutAborted,
-            DecisionAction::RolledBack => AuditAction::Rollback,
-            DecisionAction::Succeeded => AuditAction::RolloutCompleted,
+/// What the audit entry of a decision is about: the rollout while it runs, its change when it
+/// starts or ends.
+fn decision_subject(action: DecisionAction, r: &RolloutRecord) -> String {
+    match action {
+        DecisionAction::Advanced | DecisionAction::Paused | DecisionAction::Resumed => {
+            format!("rollout/{}", r.id)
         }
-    }
-
-    /// What the audit entry is about: the rollout while it runs, its change when it starts or
-    /// ends.
-    fn subject(self, r: &RolloutRecord) -> String {
-        match self {
-            DecisionAction::Advanced | DecisionAction::Paused | DecisionAction::Resumed => {
-                format!("rollout/{}", r.id)
-            }
-            _ => format!("change/{}", r.change_id),
-        }
+        _ => format!("change/{}", r.change_id),
     }
 }
 
@@ -121,7 +90,7 @@ pub struct RolloutView {
     pub record: RolloutRecord,
     /// Soak of the current stage so far, pauses excluded.
     pub soaked_secs: f64,
-    pub decisions: Vec<Decision>,
+    pub decisions: Vec<RolloutDecision>,
 }
 
 /// The rollouts of every environment: started, stepped, controlled and shown from here.
@@ -257,16 +226,16 @@ impl Rollouts {
         actor: &str,
         detail: Value,
     ) -> Result<()> {
-        let decision = Decision {
+        let decision = RolloutDecision {
             at_ms: self.now_ms(),
             stage_index: r.stage_index,
             stage: r.plan.stages[r.stage_index].name.clone(),
-            action: action.as_str().to_owned(),
+            action,
             actor: actor.to_owned(),
             evidence: detail.clone(),
         };
         tx.add_decision(&r.id, &decision).await?;
-        let subject = action.subject(r);
+        let subject = decision_subject(action, r);
         audit_in(tx, actor, action.audit_action(), &subject, detail).await?;
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Starting a rollout from an approved change: the impact test, then the change's edits as a
 //! new version of the environment, and its first stage deployed, in one transaction.
 
+use crate::store::ops::*;
 use rampart_api::ErrorCode;
 use rampart_api::{ChangeStatus, RolloutState};
 use rampart_eval::Evaluator;

@@ -2,6 +2,7 @@
 //! and what follows: advance to the next stage, succeed, go back to the LKG, or just record
 //! the evaluation.
 
+use crate::store::ops::*;
 use rampart_api::{ChangeStatus, RolloutState};
 use rampart_model::change::StageDef;
 use rampart_model::snapshot::StageScope;

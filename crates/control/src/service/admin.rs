@@ -1,12 +1,13 @@
 //! Tokens and the audit log.
 
-use rampart_api::{AuditReport, TokenKind};
+use crate::store::ops::*;
+use rampart_api::{AuditReport, Role, TokenKind};
 use rampart_model::EnumName;
 use serde_json::{Value, json};
 
 use super::{Result, Service, audit_in};
 use crate::audit::{self, AuditAction, ChainError};
-use crate::store::{AuditRow, TokenRecord};
+use crate::store::{AuditRecord, TokenRecord};
 
 impl Service {
     /// Create a token, audited in the same transaction. Returns its secret (shown once).
@@ -15,11 +16,11 @@ impl Service {
         actor: &str,
         name: &str,
         kind: TokenKind,
-        role: &str,
+        role: Option<Role>,
     ) -> Result<(TokenRecord, String)> {
         let mut tx = self.store.begin().await?;
         let (record, secret) = tx.create_token(name, kind, role).await?;
-        let detail = json!({ "id": record.id, "kind": kind.as_str(), "role": role });
+        let detail = json!({ "id": record.id, "kind": kind.as_str(), "role": record.role_name() });
         audit_in(
             &mut tx,
             actor,
@@ -45,14 +46,11 @@ impl Service {
         let rows = self.store.audit_rows().await?;
         let unreadable: Option<u64> = rows
             .iter()
-            .find(|r| {
-                r.entry.action.parse::<AuditAction>().is_err()
-                    || serde_json::from_str::<Value>(&r.entry.detail).is_err()
-            })
-            .map(|r| r.entry.seq);
+            .find(|r| r.action.is_none() || serde_json::from_str::<Value>(&r.detail).is_err())
+            .map(|r| r.seq);
         let (head_seq, head_hash) = rows.last().map_or_else(
             || (0, audit::GENESIS_HASH.to_owned()),
-            |r| (r.entry.seq, r.hash.clone()),
+            |r| (r.seq, r.hash.clone()),
         );
         let entries: Vec<audit::AuditEntry> = rows.into_iter().map(entry_of).collect();
         let n = entries.len() as u64;
@@ -95,13 +93,9 @@ fn chain_seq(e: &ChainError) -> u64 {
     }
 }
 
-fn entry_of(row: AuditRow) -> audit::AuditEntry {
-    let e = row.entry;
-    match (
-        e.action.parse::<AuditAction>(),
-        serde_json::from_str::<Value>(&e.detail),
-    ) {
-        (Ok(action), Ok(detail)) => audit::AuditEntry {
+fn entry_of(e: AuditRecord) -> audit::AuditEntry {
+    match (e.action, serde_json::from_str::<Value>(&e.detail)) {
+        (Some(action), Ok(detail)) => audit::AuditEntry {
             seq: e.seq,
             at_ms: e.at_ms,
             actor: e.actor,
@@ -109,7 +103,7 @@ fn entry_of(row: AuditRow) -> audit::AuditEntry {
             subject: e.subject,
             detail,
             prev_hash: e.prev_hash,
-            hash: row.hash,
+            hash: e.hash,
         },
         _ => audit::AuditEntry {
             seq: e.seq,

@@ -1,5 +1,6 @@
 //! The life of a change: submit, view, approve, reject, withdraw and apply.
 
+use crate::store::ops::*;
 use rampart_api::{ChangeStatus, ChangeView, ErrorCode, FieldError, Role};
 use rampart_eval::Evaluator;
 use rampart_model::EnumName;

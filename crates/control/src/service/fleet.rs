@@ -1,6 +1,7 @@
 //! What the API reads of an environment, and what gateways tell the control plane: their
 //! place in the fleet, ACKs, reports and request samples, and the deployments they stream.
 
+use crate::store::ops::*;
 use rampart_api::ApplyResponse;
 use rampart_model::EnumName;
 use rampart_model::config::{Config, Environment};
@@ -102,9 +103,11 @@ impl Service {
         self.store.deployment_seq(env).await
     }
 
-    /// The PostgreSQL URL of the store, to LISTEN for other replicas' deployments.
-    pub fn pg_url(&self) -> Option<&str> {
-        self.store.pg_url()
+    /// With PostgreSQL, a listener for other replicas' deployments (None on SQLite).
+    pub async fn listen_deployments(
+        &self,
+    ) -> Result<Option<crate::store::DeploymentListener>, StoreError> {
+        self.store.listen_deployments().await
     }
 
     /// Record that a gateway was seen.

@@ -50,6 +50,7 @@ mod objects;
 mod rollback;
 pub mod views;
 
+use crate::store::ops::*;
 use rampart_api::{ChangeStatus, ErrorCode};
 use rampart_model::clock::{Clock, SystemClock};
 use std::sync::Arc;
@@ -66,7 +67,7 @@ pub use rampart_api::FieldError;
 
 use crate::audit::{self, AuditAction};
 use crate::rules::{Readiness, RulesConfig};
-use crate::store::{self, AuditRow, NewAuditRow, SnapshotRecord, Store, StoreError, StoreTx};
+use crate::store::{AuditRecord, NewAuditRecord, SnapshotRecord, Store, StoreError, StoreTx};
 
 /// How many staging snapshots the soak measurement looks back through.
 pub const SOAK_LOOKBACK: u64 = 200;
@@ -143,7 +144,7 @@ pub struct Service {
 }
 
 /// The audit hash of a stored row: [`audit::entry_hash`] over the row's fields.
-fn row_hash(action: AuditAction, detail: &Value) -> impl FnOnce(&store::AuditEntry) -> String {
+fn row_hash(action: AuditAction, detail: &Value) -> impl FnOnce(&AuditRecord) -> String {
     let detail = detail.clone();
     move |e| {
         audit::entry_hash(
@@ -165,10 +166,10 @@ pub async fn audit_in(
     action: AuditAction,
     subject: &str,
     detail: Value,
-) -> Result<AuditRow> {
-    let row = NewAuditRow {
+) -> Result<AuditRecord> {
+    let row = NewAuditRecord {
         actor: actor.to_owned(),
-        action: action.as_str().to_owned(),
+        action,
         subject: subject.to_owned(),
         detail: detail.to_string(),
     };

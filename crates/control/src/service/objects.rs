@@ -8,7 +8,6 @@ use rampart_model::config::{Config, Environment, Settings};
 use rampart_model::{EnumName, parse_name};
 
 use super::{Result, ServiceError};
-use crate::store;
 
 pub(super) type ObjectMap = BTreeMap<(&'static str, String), Object>;
 
@@ -41,7 +40,7 @@ fn config_of(env: Environment, settings: Settings, objects: ObjectMap) -> Config
 pub(super) fn edit_key(edit: &Edit) -> (&'static str, String) {
     match edit {
         Edit::Upsert(o) => {
-            let (kind, name) = store::object_key(o);
+            let (kind, name) = o.key();
             (kind.as_str(), name.to_owned())
         }
         Edit::Delete { kind, name } => (kind.as_str(), name.clone()),

@@ -1,5 +1,6 @@
 //! The fast path back: rollback to the last known good snapshot.
 
+use crate::store::ops::*;
 use rampart_api::ErrorCode;
 use rampart_model::EnumName;
 use rampart_model::Snapshot;

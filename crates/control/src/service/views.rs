@@ -77,10 +77,10 @@ pub fn snapshot_ref(r: &SnapshotRecord) -> api::SnapshotRef {
 
 pub fn token_record(r: TokenRecord) -> api::TokenRecord {
     api::TokenRecord {
+        role: r.role_name().to_owned(),
         id: r.id,
         name: r.name,
         kind: r.kind,
-        role: r.role,
         created_at_ms: r.created_at_ms,
         revoked: r.revoked,
     }

@@ -3,16 +3,19 @@
 //! schema that is dropped afterwards. Without the variable the PostgreSQL cases print a
 //! message and pass; with it set, an unreachable database fails them.
 
-use rampart_api::{ChangeStatus, TokenKind};
+use rampart_api::{AuditAction, ChangeStatus, Role, TokenKind};
+use rampart_model::EnumName;
 use std::sync::Arc;
+use strum::VariantArray;
 
-use rampart_control::store::{
-    AuditEntry, Backend, GENESIS_HASH, NewAuditRow, NewChange, Store, StoreError, hash_secret,
-    new_id,
-};
 use rampart_model::change::{Edit, Object, ObjectKind};
 use rampart_model::config::{Config, Environment, Product, Upstream};
 use rampart_model::{Change, DeclaredImpact, Risk, Snapshot};
+use rampart_store::ops::*;
+use rampart_store::{
+    AuditRecord, Backend, GENESIS_HASH, NewAuditRecord, NewChange, Store, StoreError, StoreTx,
+    hash_secret, new_id,
+};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -96,21 +99,36 @@ fn new_change(id: &str, env: Environment, author: &str) -> NewChange {
 }
 
 /// The audit hash the tests use (the real one lives in `audit.rs`).
-fn test_hash(e: &AuditEntry) -> String {
+fn test_hash(e: &AuditRecord) -> String {
     let text = format!(
         "{}\n{}\n{}\n{}\n{}\n{}\n{}",
-        e.seq, e.at_ms, e.actor, e.action, e.subject, e.detail, e.prev_hash
+        e.seq,
+        e.at_ms,
+        e.actor,
+        e.action.map_or("?", EnumName::as_str),
+        e.subject,
+        e.detail,
+        e.prev_hash
     );
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-fn audit(action: &str) -> NewAuditRow {
-    NewAuditRow {
+fn audit(action: AuditAction) -> NewAuditRecord {
+    NewAuditRecord {
         actor: "alice".to_owned(),
-        action: action.to_owned(),
+        action,
         subject: "change chg_1".to_owned(),
         detail: r#"{"k":"v"}"#.to_owned(),
     }
+}
+
+/// A transaction that has moved change `chg_t` from submitted to applied.
+async fn applying(store: &Store) -> StoreTx {
+    let mut tx = store.begin().await.unwrap();
+    tx.set_change_status("chg_t", ChangeStatus::Submitted, ChangeStatus::Applied)
+        .await
+        .unwrap();
+    tx
 }
 
 fn product_names(config: &Config) -> Vec<&str> {
@@ -664,11 +682,11 @@ async fn duplicate_approval_is_refused(url: String) {
 async fn tokens_are_stored_hashed(url: String) {
     let store = Store::connect(&url).await.unwrap();
     let (admin, secret) = store
-        .create_token("first admin", TokenKind::User, "admin")
+        .create_token("first admin", TokenKind::User, Some(Role::Admin))
         .await
         .unwrap();
     let (gw, gw_secret) = store
-        .create_token("gw-1", TokenKind::Gateway, "gateway")
+        .create_token("gw-1", TokenKind::Gateway, None)
         .await
         .unwrap();
     assert!(secret.starts_with("rpt_"));
@@ -725,7 +743,11 @@ async fn tokens_are_stored_hashed(url: String) {
 async fn audit_rows_chain_in_order(url: String) {
     let store = Store::connect(&url).await.unwrap();
     assert!(store.audit_rows().await.unwrap().is_empty());
-    for action in ["change.submit", "change.approve", "token.create"] {
+    for action in [
+        AuditAction::ChangeSubmitted,
+        AuditAction::ChangeApproved,
+        AuditAction::TokenCreated,
+    ] {
         store
             .append_audit_row(&audit(action), test_hash)
             .await
@@ -737,7 +759,7 @@ async fn audit_rows_chain_in_order(url: String) {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .append_audit_row(&audit(&format!("concurrent.{i}")), test_hash)
+                    .append_audit_row(&audit(AuditAction::VARIANTS[i]), test_hash)
                     .await
                     .unwrap()
             })
@@ -748,23 +770,26 @@ async fn audit_rows_chain_in_order(url: String) {
     }
     let rows = store.audit_rows().await.unwrap();
     assert_eq!(rows.len(), 13);
-    assert_eq!(rows[0].entry.action, "change.submit");
-    assert_eq!(rows[2].entry.action, "token.create");
-    assert_eq!(rows[0].entry.prev_hash, GENESIS_HASH);
+    assert_eq!(rows[0].action, Some(AuditAction::ChangeSubmitted));
+    assert_eq!(rows[2].action, Some(AuditAction::TokenCreated));
+    assert_eq!(rows[0].prev_hash, GENESIS_HASH);
     for (i, row) in rows.iter().enumerate() {
-        assert_eq!(row.entry.seq, i as u64 + 1);
+        assert_eq!(row.seq, i as u64 + 1);
         assert_eq!(
             row.hash,
-            test_hash(&row.entry),
+            test_hash(&AuditRecord {
+                hash: String::new(),
+                ..row.clone()
+            }),
             "row {} rehashes",
-            row.entry.seq
+            row.seq
         );
         if i > 0 {
-            assert_eq!(row.entry.prev_hash, rows[i - 1].hash, "row {} links", i + 1);
-            assert!(row.entry.at_ms >= rows[i - 1].entry.at_ms);
+            assert_eq!(row.prev_hash, rows[i - 1].hash, "row {} links", i + 1);
+            assert!(row.at_ms >= rows[i - 1].at_ms);
         }
     }
-    assert_eq!(rows[1].entry.detail, r#"{"k":"v"}"#);
+    assert_eq!(rows[1].detail, r#"{"k":"v"}"#);
 }
 
 async fn transactions_commit_all_or_nothing(url: String) {
@@ -775,14 +800,11 @@ async fn transactions_commit_all_or_nothing(url: String) {
 
     // Dropped without commit: nothing happened.
     {
-        let mut tx = store.begin().await.unwrap();
-        tx.set_change_status("chg_t", ChangeStatus::Submitted, ChangeStatus::Applied)
-            .await
-            .unwrap();
+        let mut tx = applying(&store).await;
         tx.apply_edits(env, 0, &c.change.edits, "alice", "chg_t")
             .await
             .unwrap();
-        tx.append_audit_row(&audit("change.apply"), test_hash)
+        tx.append_audit_row(&audit(AuditAction::ChangeApplied), test_hash)
             .await
             .unwrap();
     }
@@ -794,10 +816,7 @@ async fn transactions_commit_all_or_nothing(url: String) {
     );
 
     // A failure inside poisons it: commit rolls back the earlier, successful steps.
-    let mut tx = store.begin().await.unwrap();
-    tx.set_change_status("chg_t", ChangeStatus::Submitted, ChangeStatus::Applied)
-        .await
-        .unwrap();
+    let mut tx = applying(&store).await;
     let err = tx
         .apply_edits(env, 5, &c.change.edits, "alice", "chg_t")
         .await
@@ -810,10 +829,7 @@ async fn transactions_commit_all_or_nothing(url: String) {
     );
 
     // Committed: everything at once.
-    let mut tx = store.begin().await.unwrap();
-    tx.set_change_status("chg_t", ChangeStatus::Submitted, ChangeStatus::Applied)
-        .await
-        .unwrap();
+    let mut tx = applying(&store).await;
     let v = tx
         .apply_edits(env, 0, &c.change.edits, "alice", "chg_t")
         .await
@@ -822,7 +838,7 @@ async fn transactions_commit_all_or_nothing(url: String) {
     assert_eq!(version, v);
     let snapshot = Snapshot::new(config, vec![]);
     tx.put_snapshot(env, v, &snapshot).await.unwrap();
-    tx.append_audit_row(&audit("change.apply"), test_hash)
+    tx.append_audit_row(&audit(AuditAction::ChangeApplied), test_hash)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -910,10 +926,10 @@ async fn restart_loses_nothing(url: String) {
         .unwrap();
     store.add_approval("chg_r", "bob").await.unwrap();
     let (token, secret) = store
-        .create_token("admin", TokenKind::User, "admin")
+        .create_token("admin", TokenKind::User, Some(Role::Admin))
         .await
         .unwrap();
-    for action in ["a", "b"] {
+    for action in [AuditAction::ChangeSubmitted, AuditAction::ChangeApproved] {
         store
             .append_audit_row(&audit(action), test_hash)
             .await
@@ -939,11 +955,11 @@ async fn restart_loses_nothing(url: String) {
     assert_eq!(store.audit_rows().await.unwrap(), audit_before);
     // The chain continues where it stopped.
     let next = store
-        .append_audit_row(&audit("c"), test_hash)
+        .append_audit_row(&audit(AuditAction::ChangeApplied), test_hash)
         .await
         .unwrap();
-    assert_eq!(next.entry.seq, 3);
-    assert_eq!(next.entry.prev_hash, audit_before[1].hash);
+    assert_eq!(next.seq, 3);
+    assert_eq!(next.prev_hash, audit_before[1].hash);
     // And so does optimistic concurrency.
     assert!(
         store
@@ -955,7 +971,7 @@ async fn restart_loses_nothing(url: String) {
 }
 
 async fn gateways_upsert_keeps_what_is_not_given(url: String) {
-    use rampart_control::store::GatewaySeen;
+    use rampart_store::GatewaySeen;
     let store = Store::connect(&url).await.unwrap();
     let seen = |hash: Option<&str>, nack: Option<&str>, at: u64| GatewaySeen {
         env: Environment::Prod,

@@ -1,0 +1,83 @@
+//! What a rollout decided at a step: its decision log's actions.
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditAction;
+
+/// One action in a rollout's decision log. Stored by name: add variants, never rename one.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum DecisionAction {
+    Started,
+    Advanced,
+    Paused,
+    Resumed,
+    Aborted,
+    RolledBack,
+    Succeeded,
+}
+
+impl DecisionAction {
+    /// The audit entry that goes with the decision.
+    pub fn audit_action(self) -> AuditAction {
+        match self {
+            DecisionAction::Started => AuditAction::RolloutStarted,
+            DecisionAction::Advanced => AuditAction::RolloutAdvanced,
+            DecisionAction::Paused => AuditAction::RolloutPaused,
+            DecisionAction::Resumed => AuditAction::RolloutResumed,
+            DecisionAction::Aborted => AuditAction::RolloutAborted,
+            DecisionAction::RolledBack => AuditAction::Rollback,
+            DecisionAction::Succeeded => AuditAction::RolloutCompleted,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rampart_model::{EnumName, parse_name};
+    use strum::VariantArray;
+
+    use super::*;
+
+    #[test]
+    fn names_are_the_stored_ones() {
+        let names: Vec<&str> = DecisionAction::VARIANTS
+            .iter()
+            .map(|a| a.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "started",
+                "advanced",
+                "paused",
+                "resumed",
+                "aborted",
+                "rolled_back",
+                "succeeded"
+            ]
+        );
+        for a in DecisionAction::VARIANTS {
+            assert_eq!(
+                parse_name::<DecisionAction>("decision action", a.as_str()),
+                Ok(*a)
+            );
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+    }
+}
