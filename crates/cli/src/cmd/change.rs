@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use rampart_api::{
-    ApplyResponse, ChangeList, ChangeView, EmptyRequest, FieldError, Missing, RejectRequest,
-    SubmitRequest,
+    ApplyResponse, ChangeList, ChangeRecord, ChangeView, EmptyRequest, FieldError, Missing,
+    RejectRequest, SubmitRequest,
 };
 use rampart_control::impact::ImpactReport;
 use rampart_model::change::Edit;
@@ -132,7 +132,8 @@ pub(crate) fn run(a: ChangeArgs) -> Result<()> {
             }
             ChangeCmd::Reject { id, reason } => {
                 let path = format!("/v1/changes/{}/reject", enc(&id));
-                api.post(&path, &RejectRequest { reason }).await?
+                let v: ChangeRecord = api.post(&path, &RejectRequest { reason }).await?;
+                return answer(json, &v, print_record);
             }
             ChangeCmd::Apply { id } => {
                 let path = format!("/v1/changes/{}/apply", enc(&id));
@@ -150,15 +151,21 @@ pub(crate) fn run(a: ChangeArgs) -> Result<()> {
     })
 }
 
-/// What `rampart change apply` prints: the change, its snapshot and its rollout.
-fn print_applied(v: &ApplyResponse) -> Result<()> {
+/// A change record without a view's approvals, verdict, impact or rollout: the answer of
+/// reject, and part of apply's.
+fn print_record(record: &ChangeRecord) -> Result<()> {
     print_change(&ChangeView {
-        record: v.change.clone(),
+        record: record.clone(),
         approvals: Vec::new(),
         verdict: None,
         impact: None,
         rollout_id: None,
-    })?;
+    })
+}
+
+/// What `rampart change apply` prints: the change, its snapshot and its rollout.
+fn print_applied(v: &ApplyResponse) -> Result<()> {
+    print_record(&v.change)?;
     out(&format!(
         "  snapshot: version {} hash sha256:{}",
         v.snapshot.version, v.snapshot.hash
