@@ -313,6 +313,17 @@ fn apply_approve_apply_then_diff_is_empty() {
     assert_eq!(v["ok"], true);
 }
 
+/// Every object of a config, as upsert edits.
+fn upserts(cfg: &rampart_model::Config) -> Vec<rampart_model::change::Edit> {
+    use rampart_model::change::{Edit, Object};
+    let objects = (cfg.products.iter().cloned().map(Object::Product))
+        .chain(cfg.upstreams.iter().cloned().map(Object::Upstream))
+        .chain(cfg.policies.iter().cloned().map(Object::Policy))
+        .chain(cfg.routes.iter().cloned().map(Object::Route))
+        .chain(cfg.flags.iter().cloned().map(Object::Flag));
+    objects.map(Edit::Upsert).collect()
+}
+
 #[test]
 fn submit_from_a_file_then_reject() {
     let c = Control::start();
@@ -334,35 +345,8 @@ fn submit_from_a_file_then_reject() {
     assert!(err.contains("products[0]: "), "{err}");
 
     // The whole example fleet as one change file (JSON).
-    use rampart_model::change::{Edit, Object};
     let text = std::fs::read_to_string(example_fleet()).unwrap();
-    let cfg: rampart_model::Config = rampart_model::load::from_yaml(&text).unwrap();
-    let mut edits: Vec<Edit> = Vec::new();
-    edits.extend(
-        cfg.products
-            .iter()
-            .map(|x| Edit::Upsert(Object::Product(x.clone()))),
-    );
-    edits.extend(
-        cfg.upstreams
-            .iter()
-            .map(|x| Edit::Upsert(Object::Upstream(x.clone()))),
-    );
-    edits.extend(
-        cfg.policies
-            .iter()
-            .map(|x| Edit::Upsert(Object::Policy(x.clone()))),
-    );
-    edits.extend(
-        cfg.routes
-            .iter()
-            .map(|x| Edit::Upsert(Object::Route(x.clone()))),
-    );
-    edits.extend(
-        cfg.flags
-            .iter()
-            .map(|x| Edit::Upsert(Object::Flag(x.clone()))),
-    );
+    let edits = upserts(&rampart_model::load::from_yaml(&text).unwrap());
     let file = dir.path().join("change.json");
     std::fs::write(
         &file,
