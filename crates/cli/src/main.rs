@@ -13,16 +13,18 @@
 //!   `./rampart-data`, the example fleet built into the binary loaded through a change, its
 //!   demo upstreams, a gateway that follows the control plane, and demo traffic;
 //! - `rampart gateway --config fleet.yaml --cell eu-1 --id gw-1` runs a gateway ([`gateway`]);
-//! - `rampart control --db sqlite://rampart-data/control.db` runs the control plane;
+//! - `rampart control --db sqlite://rampart-data/control.db` runs the control plane
+//!   ([`cmd::control`]);
 //! - `rampart demo-upstream --name jira --listen 127.0.0.1:18081` runs a demo origin
 //!   ([`demo_upstream`]);
 //! - `rampart load --url http://127.0.0.1:8080/ --rate 1000` sends open-loop load ([`load`]).
 //!
-//! Clients of the control plane's admin API:
+//! Clients of the control plane's admin API, one module each under [`cmd`], all through the
+//! typed [`client`]:
 //! - `rampart diff` and `rampart apply` compare a fleet file with an environment and turn it
 //!   into a change;
 //! - `rampart change` submits, shows, approves, rejects, lists and applies changes;
-//! - `rampart flag` reads feature flags; `rampart audit` reads the audit log;
+//! - `rampart flag` reads feature flags; `rampart audit verify` checks the audit log's hash chain;
 //! - `rampart fleet` shows which gateway runs which snapshot;
 //! - `rampart rollout` lists, shows, watches, pauses, resumes and aborts staged rollouts;
 //! - `rampart rollback` puts an environment back on its last known good snapshot.
@@ -98,11 +100,11 @@ enum Command {
     /// The audit log.
     Audit(cmd::audit::AuditArgs),
     /// Which gateway runs which snapshot.
-    Fleet(cmd::fleet::FleetViewArgs),
+    Fleet(cmd::EnvArgs),
     /// List, show, watch, pause, resume and abort the staged rollouts of applied changes.
     Rollout(cmd::rollout::RolloutArgs),
     /// Put an environment back on its last known good snapshot, now.
-    Rollback(cmd::rollback::RollbackArgs),
+    Rollback(cmd::EnvArgs),
 }
 
 fn main() -> ExitCode {

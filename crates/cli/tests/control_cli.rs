@@ -280,9 +280,7 @@ fn apply_approve_apply_then_diff_is_empty() {
     let product = cfg.products[0].name.clone();
     cfg.products[0].description = "edited by the test".into();
     let dir = tempfile::tempdir().unwrap();
-    let edited = dir.path().join("edited.json");
-    std::fs::write(&edited, serde_json::to_string(&cfg).unwrap()).unwrap();
-    let edited = edited.display().to_string();
+    let edited = write(&dir, "edited.json", &serde_json::to_string(&cfg).unwrap());
     let d = c.json(&admin, &["diff", "-f", &edited, "--env", "staging"]);
     assert_eq!(
         d["diff"],
@@ -313,6 +311,13 @@ fn apply_approve_apply_then_diff_is_empty() {
     assert_eq!(v["ok"], true);
 }
 
+/// Write `text` to the file `name` in `dir`; its path.
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
 /// Every object of a config, as upsert edits.
 fn upserts(cfg: &rampart_model::Config) -> Vec<rampart_model::change::Edit> {
     use rampart_model::change::{Edit, Object};
@@ -328,13 +333,11 @@ fn upserts(cfg: &rampart_model::Config) -> Vec<rampart_model::change::Edit> {
 fn submit_from_a_file_then_reject() {
     let c = Control::start();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("change.yaml");
-    std::fs::write(
-        &file,
+    let file = write(
+        &dir,
+        "change.yaml",
         "environment: dev\nreason: a product\nedits:\n  - upsert:\n      product:\n        name: demo\n        description: a demo\n",
-    )
-    .unwrap();
-    let file = file.display().to_string();
+    );
     let editor = c.token("eve", "editor");
     // The server validates it whole: a product without routes is rejected, with its path.
     let o = c.run(&editor, &["change", "submit", "-f", &file]);
@@ -347,14 +350,8 @@ fn submit_from_a_file_then_reject() {
     // The whole example fleet as one change file (JSON).
     let text = std::fs::read_to_string(example_fleet()).unwrap();
     let edits = upserts(&rampart_model::load::from_yaml(&text).unwrap());
-    let file = dir.path().join("change.json");
-    std::fs::write(
-        &file,
-        serde_json::json!({ "environment": "dev", "reason": "the fleet", "edits": edits })
-            .to_string(),
-    )
-    .unwrap();
-    let file = file.display().to_string();
+    let change = serde_json::json!({ "environment": "dev", "reason": "the fleet", "edits": edits });
+    let file = write(&dir, "change.json", &change.to_string());
     let v = c.json(&editor, &["change", "submit", "-f", &file]);
     let id = v["id"].as_str().expect("an id").to_owned();
     assert_eq!(v["env"], "dev");
@@ -407,16 +404,12 @@ fn bad_fleet_files_show_their_paths() {
     let c = Control::start();
     let dir = tempfile::tempdir().unwrap();
     // A wrong field: a parse error with its path.
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(
-        &bad,
+    let bad = write(
+        &dir,
+        "bad.yaml",
         "environment: staging\nproducts:\n  - name: x\n    colour: red\n",
-    )
-    .unwrap();
-    let o = c.run(
-        &c.admin,
-        &["apply", "-f", bad.to_str().unwrap(), "--env", "staging"],
     );
+    let o = c.run(&c.admin, &["apply", "-f", &bad, "--env", "staging"]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("products[0]"), "{err}");
@@ -425,12 +418,8 @@ fn bad_fleet_files_show_their_paths() {
     let text = std::fs::read_to_string(example_fleet()).unwrap();
     let mut cfg: rampart_model::Config = rampart_model::load::from_yaml(&text).unwrap();
     cfg.upstreams.remove(0);
-    let invalid = dir.path().join("invalid.json");
-    std::fs::write(&invalid, serde_json::to_string(&cfg).unwrap()).unwrap();
-    let o = c.run(
-        &c.admin,
-        &["apply", "-f", invalid.to_str().unwrap(), "--env", "staging"],
-    );
+    let invalid = write(&dir, "invalid.json", &serde_json::to_string(&cfg).unwrap());
+    let o = c.run(&c.admin, &["apply", "-f", &invalid, "--env", "staging"]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("validation error"), "{err}");

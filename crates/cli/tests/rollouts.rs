@@ -67,10 +67,12 @@ fn stage(name: &str, cells: &[&str], percent: f64, soak: u64, samples: u64) -> V
 /// Two stages: `first` at `percent` of every gateway soaking `soak` seconds, then 100% soaking
 /// `last_soak`; 20 samples each.
 fn two_stages(first: &str, percent: f64, soak: u64, last_soak: u64) -> Value {
-    json!([
-        stage(first, &[], percent, soak, 20),
-        stage("100%", &[], 100.0, last_soak, 20)
-    ])
+    then_all(stage(first, &[], percent, soak, 20), last_soak, 20)
+}
+
+/// The stage `first`, then 100% soaking `soak` seconds with `samples` samples.
+fn then_all(first: Value, soak: u64, samples: u64) -> Value {
+    json!([first, stage("100%", &[], 100.0, soak, samples)])
 }
 
 /// The fleet: one product behind the incident's policy, two healthy endpoints, and a black
@@ -838,13 +840,7 @@ async fn no_data_by_the_deadline_fails_the_gate() {
     for g in empty["gates"].as_array_mut().unwrap() {
         g["deadline_secs"] = json!(3);
     }
-    let (fleet, load) = Fleet::under_load(
-        json!([empty, stage("100%", &[], 100.0, 1, 10)]),
-        false,
-        30,
-        60,
-    )
-    .await;
+    let (fleet, load) = Fleet::under_load(then_all(empty, 1, 10), false, 30, 60).await;
     let (_, rollout_id) = fleet.api.start("a response header", healthy_edit()).await;
     let r = fleet.api.wait_end(&rollout_id, 30).await;
     assert_eq!(r["state"], "rolled_back", "{r:#}");
@@ -979,13 +975,7 @@ async fn a_shadow_stage_judges_the_candidate_without_serving_it() {
             { "deadline_secs": 20, "check": "no_nack" },
         ],
     });
-    let (fleet, load) = Fleet::under_load(
-        json!([shadow, stage("100%", &[], 100.0, 2, 20)]),
-        false,
-        60,
-        120,
-    )
-    .await;
+    let (fleet, load) = Fleet::under_load(then_all(shadow, 2, 20), false, 60, 120).await;
     let (_, rollout_id) = fleet
         .api
         .start("the incident's value", erroneous_flag())

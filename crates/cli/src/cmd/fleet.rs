@@ -1,23 +1,13 @@
 //! `rampart fleet`: which gateway of an environment runs which snapshot.
 
 use anyhow::Result;
-use clap::Args;
 use rampart_api::Fleet;
 
-use super::ClientArgs;
+use super::EnvArgs;
 use crate::client::{ApiFailure, client, parse_env};
 use crate::output::{Reported, answer, out};
 
-#[derive(Debug, Args)]
-pub(crate) struct FleetViewArgs {
-    /// The environment: dev, staging or prod.
-    #[arg(long)]
-    env: String,
-    #[command(flatten)]
-    client: ClientArgs,
-}
-
-pub(crate) fn run(a: FleetViewArgs) -> Result<()> {
+pub(crate) fn run(a: EnvArgs) -> Result<()> {
     let json = a.client.json;
     let env = parse_env(&a.env)?;
     client(&a.client, |api| async move {

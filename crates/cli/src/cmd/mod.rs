@@ -58,3 +58,13 @@ pub(crate) struct ClientArgs {
     #[arg(long, global = true)]
     pub(crate) json: bool,
 }
+
+/// An environment, and the connection: the arguments of `fleet` and `rollback`.
+#[derive(Debug, Args)]
+pub(crate) struct EnvArgs {
+    /// The environment: dev, staging or prod.
+    #[arg(long)]
+    pub(crate) env: String,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}

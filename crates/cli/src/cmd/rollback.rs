@@ -1,24 +1,14 @@
 //! `rampart rollback`: put an environment back on its last known good snapshot, now.
 
 use anyhow::Result;
-use clap::Args;
 use rampart_api::{EmptyRequest, SnapshotRef};
 use rampart_model::Environment;
 
-use super::ClientArgs;
+use super::EnvArgs;
 use crate::client::{client, parse_env};
 use crate::output::{answer, out};
 
-#[derive(Debug, Args)]
-pub(crate) struct RollbackArgs {
-    /// The environment: dev, staging or prod.
-    #[arg(long)]
-    env: String,
-    #[command(flatten)]
-    client: ClientArgs,
-}
-
-pub(crate) fn run(a: RollbackArgs) -> Result<()> {
+pub(crate) fn run(a: EnvArgs) -> Result<()> {
     let json = a.client.json;
     let env = parse_env(&a.env)?;
     client(&a.client, |api| async move {
