@@ -24,7 +24,8 @@
 //! - `rampart diff` and `rampart apply` compare a fleet file with an environment and turn it
 //!   into a change;
 //! - `rampart change` submits, shows, approves, rejects, lists and applies changes;
-//! - `rampart flag` reads feature flags; `rampart audit verify` checks the audit log's hash chain;
+//! - `rampart flag` reads feature flags; `rampart audit verify` checks the audit log's hash
+//!   chain;
 //! - `rampart fleet` shows which gateway runs which snapshot;
 //! - `rampart rollout` lists, shows, watches, pauses, resumes and aborts staged rollouts;
 //! - `rampart rollback` puts an environment back on its last known good snapshot.
