@@ -115,6 +115,14 @@ impl Control {
             .expect("run rampart")
     }
 
+    /// Run, expect exit code 1 and `expected` on stderr.
+    fn fails(&self, token: &str, args: &[&str], expected: &str) {
+        let o = self.run(token, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(expected), "{args:?}: {}", show(&o));
+    }
+
     /// Run, expect success, and parse stdout as JSON (`--json` is added).
     fn json(&self, token: &str, args: &[&str]) -> Value {
         let mut args = args.to_vec();
@@ -230,22 +238,10 @@ fn apply_approve_apply_then_diff_is_empty() {
     assert_eq!(d["diff"].as_array().unwrap().len(), diff.len());
 
     // The author cannot approve their own change.
-    let o = c.run(&admin, &["change", "approve", &id]);
-    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("403"),
-        "{}",
-        show(&o)
-    );
+    c.fails(&admin, &["change", "approve", &id], "403");
 
     // Applying before the approvals is refused with what is missing.
-    let o = c.run(&admin, &["change", "apply", &id]);
-    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("not_ready"),
-        "{}",
-        show(&o)
-    );
+    c.fails(&admin, &["change", "apply", &id], "not_ready");
 
     let alice = c.token("alice", "approver");
     let bob = c.token("bob", "approver");
@@ -299,9 +295,11 @@ fn apply_approve_apply_then_diff_is_empty() {
     let first = flags["flags"][0]["name"].as_str().unwrap().to_owned();
     let f = c.json(&alice, &["flag", "get", &first, "--env", "staging"]);
     assert_eq!(f["name"], first.as_str());
-    let o = c.run(&admin, &["flag", "get", "no-such-flag", "--env", "staging"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("404 not_found"));
+    c.fails(
+        &admin,
+        &["flag", "get", "no-such-flag", "--env", "staging"],
+        "404 not_found",
+    );
 
     // The audit chain holds.
     let o = c.run(&admin, &["audit", "verify"]);
@@ -362,17 +360,9 @@ fn submit_from_a_file_then_reject() {
     let v = c.json(&editor, &["change", "show", &id]);
     assert_eq!(v["status"], "rejected", "{v}");
     // A rejected change cannot be applied.
-    let o = c.run(&c.admin, &["change", "apply", &id]);
-    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("409"),
-        "{}",
-        show(&o)
-    );
+    c.fails(&c.admin, &["change", "apply", &id], "409");
     // An editor may not approve.
-    let o = c.run(&editor, &["change", "approve", &id]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("403 forbidden"));
+    c.fails(&editor, &["change", "approve", &id], "403 forbidden");
 }
 
 #[test]
@@ -394,9 +384,7 @@ fn bad_token_and_unreachable_server_are_one_clear_line() {
     assert!(err.contains("cannot reach the control plane"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
-    let o = c.run(&c.admin, &["change", "show", "chg_nope"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("404"));
+    c.fails(&c.admin, &["change", "show", "chg_nope"], "404");
 }
 
 #[test]
