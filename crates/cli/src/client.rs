@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::control_cmds::ClientArgs;
-use crate::{Reported, out};
+use crate::cmd::ClientArgs;
+use crate::output::Reported;
 
 /// An HTTP client of the admin API.
 pub(crate) struct Api {
@@ -183,11 +183,6 @@ pub(crate) fn enc(s: &str) -> String {
         }
     }
     o
-}
-
-/// Print a body as pretty JSON, as the API sent it.
-pub(crate) fn json_out<T: Serialize>(v: &T) -> Result<()> {
-    out(&serde_json::to_string_pretty(v).context("cannot encode JSON")?)
 }
 
 /// Run a client command on a fresh runtime.

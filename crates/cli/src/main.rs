@@ -13,16 +13,19 @@
 //!   `./rampart-data`, the example fleet built into the binary loaded through a change, its
 //!   demo upstreams, a gateway that follows the control plane, and demo traffic;
 //! - `rampart gateway --config fleet.yaml --cell eu-1 --id gw-1` runs a gateway ([`gateway`]);
-//! - `rampart control --db sqlite://rampart-data/control.db` runs the control plane;
+//! - `rampart control --db sqlite://rampart-data/control.db` runs the control plane
+//!   ([`cmd::control`]);
 //! - `rampart demo-upstream --name jira --listen 127.0.0.1:18081` runs a demo origin
 //!   ([`demo_upstream`]);
 //! - `rampart load --url http://127.0.0.1:8080/ --rate 1000` sends open-loop load ([`load`]).
 //!
-//! Clients of the control plane's admin API:
+//! Clients of the control plane's admin API, one module each under [`cmd`], all through the
+//! typed [`client`]:
 //! - `rampart diff` and `rampart apply` compare a fleet file with an environment and turn it
 //!   into a change;
 //! - `rampart change` submits, shows, approves, rejects, lists and applies changes;
-//! - `rampart flag` reads feature flags; `rampart audit` reads the audit log;
+//! - `rampart flag` reads feature flags; `rampart audit verify` checks the audit log's hash
+//!   chain;
 //! - `rampart fleet` shows which gateway runs which snapshot;
 //! - `rampart rollout` lists, shows, watches, pauses, resumes and aborts staged rollouts;
 //! - `rampart rollback` puts an environment back on its last known good snapshot.
@@ -35,20 +38,17 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod client;
-mod control_cmds;
+mod cmd;
 mod demo_upstream;
 mod fleet_file;
 mod gateway;
 mod load;
 mod output;
-mod rollout_cmds;
 mod runtime;
 mod up;
 
-// What the admin API's commands share with the rest, by the names they use.
-use fleet_file::{FleetArgs, check, load};
-use output::{Reported, out};
-use runtime::{runtime, shutdown_signal};
+use fleet_file::FleetArgs;
+use output::Reported;
 
 /// mimalloc instead of the system allocator: the proxy allocates small buffers per request,
 /// and glibc's malloc spent a fifth of the gateway's CPU under load (see docs/BENCHMARKS.md).
@@ -89,23 +89,23 @@ enum Command {
     /// Open-loop HTTP load: fixed-rate requests, failures counted, latency from schedule.
     Load(load::LoadArgs),
     /// Run the control plane: the admin API over SQLite or PostgreSQL.
-    Control(control_cmds::ControlArgs),
+    Control(cmd::control::ControlArgs),
     /// Show the object-level diff a fleet file would make to an environment.
-    Diff(control_cmds::DiffArgs),
+    Diff(cmd::diff::DiffArgs),
     /// Turn a fleet file into a change of an environment and submit it.
-    Apply(control_cmds::ApplyArgs),
+    Apply(cmd::apply::ApplyArgs),
     /// Read feature flags.
-    Flag(control_cmds::FlagArgs),
+    Flag(cmd::flag::FlagArgs),
     /// Submit, show, approve, reject, list and apply changes.
-    Change(control_cmds::ChangeArgs),
+    Change(cmd::change::ChangeArgs),
     /// The audit log.
-    Audit(control_cmds::AuditArgs),
+    Audit(cmd::audit::AuditArgs),
     /// Which gateway runs which snapshot.
-    Fleet(control_cmds::FleetViewArgs),
+    Fleet(cmd::EnvArgs),
     /// List, show, watch, pause, resume and abort the staged rollouts of applied changes.
-    Rollout(rollout_cmds::RolloutArgs),
+    Rollout(cmd::rollout::RolloutArgs),
     /// Put an environment back on its last known good snapshot, now.
-    Rollback(rollout_cmds::RollbackArgs),
+    Rollback(cmd::EnvArgs),
 }
 
 fn main() -> ExitCode {
@@ -137,14 +137,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Up(args) => up::run(args),
         Command::DemoUpstream(args) => demo_upstream::run(args),
         Command::Load(args) => load::run(args),
-        Command::Control(args) => control_cmds::control(args),
-        Command::Diff(args) => control_cmds::diff_cmd(args),
-        Command::Apply(args) => control_cmds::apply_cmd(args),
-        Command::Flag(args) => control_cmds::flag_cmd(args),
-        Command::Change(args) => control_cmds::change_cmd(args),
-        Command::Audit(args) => control_cmds::audit_cmd(args),
-        Command::Fleet(args) => control_cmds::fleet_cmd(args),
-        Command::Rollout(args) => rollout_cmds::rollout_cmd(args),
-        Command::Rollback(args) => rollout_cmds::rollback_cmd(args),
+        Command::Control(args) => cmd::control::run(args),
+        Command::Diff(args) => cmd::diff::run(args),
+        Command::Apply(args) => cmd::apply::run(args),
+        Command::Flag(args) => cmd::flag::run(args),
+        Command::Change(args) => cmd::change::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
+        Command::Fleet(args) => cmd::fleet::run(args),
+        Command::Rollout(args) => cmd::rollout::run(args),
+        Command::Rollback(args) => cmd::rollback::run(args),
     }
 }

@@ -115,6 +115,14 @@ impl Control {
             .expect("run rampart")
     }
 
+    /// Run, expect exit code 1 and `expected` on stderr.
+    fn fails(&self, token: &str, args: &[&str], expected: &str) {
+        let o = self.run(token, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(expected), "{args:?}: {}", show(&o));
+    }
+
     /// Run, expect success, and parse stdout as JSON (`--json` is added).
     fn json(&self, token: &str, args: &[&str]) -> Value {
         let mut args = args.to_vec();
@@ -230,22 +238,10 @@ fn apply_approve_apply_then_diff_is_empty() {
     assert_eq!(d["diff"].as_array().unwrap().len(), diff.len());
 
     // The author cannot approve their own change.
-    let o = c.run(&admin, &["change", "approve", &id]);
-    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("403"),
-        "{}",
-        show(&o)
-    );
+    c.fails(&admin, &["change", "approve", &id], "403");
 
     // Applying before the approvals is refused with what is missing.
-    let o = c.run(&admin, &["change", "apply", &id]);
-    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("not_ready"),
-        "{}",
-        show(&o)
-    );
+    c.fails(&admin, &["change", "apply", &id], "not_ready");
 
     let alice = c.token("alice", "approver");
     let bob = c.token("bob", "approver");
@@ -280,9 +276,7 @@ fn apply_approve_apply_then_diff_is_empty() {
     let product = cfg.products[0].name.clone();
     cfg.products[0].description = "edited by the test".into();
     let dir = tempfile::tempdir().unwrap();
-    let edited = dir.path().join("edited.json");
-    std::fs::write(&edited, serde_json::to_string(&cfg).unwrap()).unwrap();
-    let edited = edited.display().to_string();
+    let edited = write(&dir, "edited.json", &serde_json::to_string(&cfg).unwrap());
     let d = c.json(&admin, &["diff", "-f", &edited, "--env", "staging"]);
     assert_eq!(
         d["diff"],
@@ -301,9 +295,11 @@ fn apply_approve_apply_then_diff_is_empty() {
     let first = flags["flags"][0]["name"].as_str().unwrap().to_owned();
     let f = c.json(&alice, &["flag", "get", &first, "--env", "staging"]);
     assert_eq!(f["name"], first.as_str());
-    let o = c.run(&admin, &["flag", "get", "no-such-flag", "--env", "staging"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("404 not_found"));
+    c.fails(
+        &admin,
+        &["flag", "get", "no-such-flag", "--env", "staging"],
+        "404 not_found",
+    );
 
     // The audit chain holds.
     let o = c.run(&admin, &["audit", "verify"]);
@@ -313,17 +309,33 @@ fn apply_approve_apply_then_diff_is_empty() {
     assert_eq!(v["ok"], true);
 }
 
+/// Write `text` to the file `name` in `dir`; its path.
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Every object of a config, as upsert edits.
+fn upserts(cfg: &rampart_model::Config) -> Vec<rampart_model::change::Edit> {
+    use rampart_model::change::{Edit, Object};
+    let objects = (cfg.products.iter().cloned().map(Object::Product))
+        .chain(cfg.upstreams.iter().cloned().map(Object::Upstream))
+        .chain(cfg.policies.iter().cloned().map(Object::Policy))
+        .chain(cfg.routes.iter().cloned().map(Object::Route))
+        .chain(cfg.flags.iter().cloned().map(Object::Flag));
+    objects.map(Edit::Upsert).collect()
+}
+
 #[test]
 fn submit_from_a_file_then_reject() {
     let c = Control::start();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("change.yaml");
-    std::fs::write(
-        &file,
+    let file = write(
+        &dir,
+        "change.yaml",
         "environment: dev\nreason: a product\nedits:\n  - upsert:\n      product:\n        name: demo\n        description: a demo\n",
-    )
-    .unwrap();
-    let file = file.display().to_string();
+    );
     let editor = c.token("eve", "editor");
     // The server validates it whole: a product without routes is rejected, with its path.
     let o = c.run(&editor, &["change", "submit", "-f", &file]);
@@ -334,43 +346,10 @@ fn submit_from_a_file_then_reject() {
     assert!(err.contains("products[0]: "), "{err}");
 
     // The whole example fleet as one change file (JSON).
-    use rampart_model::change::{Edit, Object};
     let text = std::fs::read_to_string(example_fleet()).unwrap();
-    let cfg: rampart_model::Config = rampart_model::load::from_yaml(&text).unwrap();
-    let mut edits: Vec<Edit> = Vec::new();
-    edits.extend(
-        cfg.products
-            .iter()
-            .map(|x| Edit::Upsert(Object::Product(x.clone()))),
-    );
-    edits.extend(
-        cfg.upstreams
-            .iter()
-            .map(|x| Edit::Upsert(Object::Upstream(x.clone()))),
-    );
-    edits.extend(
-        cfg.policies
-            .iter()
-            .map(|x| Edit::Upsert(Object::Policy(x.clone()))),
-    );
-    edits.extend(
-        cfg.routes
-            .iter()
-            .map(|x| Edit::Upsert(Object::Route(x.clone()))),
-    );
-    edits.extend(
-        cfg.flags
-            .iter()
-            .map(|x| Edit::Upsert(Object::Flag(x.clone()))),
-    );
-    let file = dir.path().join("change.json");
-    std::fs::write(
-        &file,
-        serde_json::json!({ "environment": "dev", "reason": "the fleet", "edits": edits })
-            .to_string(),
-    )
-    .unwrap();
-    let file = file.display().to_string();
+    let edits = upserts(&rampart_model::load::from_yaml(&text).unwrap());
+    let change = serde_json::json!({ "environment": "dev", "reason": "the fleet", "edits": edits });
+    let file = write(&dir, "change.json", &change.to_string());
     let v = c.json(&editor, &["change", "submit", "-f", &file]);
     let id = v["id"].as_str().expect("an id").to_owned();
     assert_eq!(v["env"], "dev");
@@ -381,17 +360,9 @@ fn submit_from_a_file_then_reject() {
     let v = c.json(&editor, &["change", "show", &id]);
     assert_eq!(v["status"], "rejected", "{v}");
     // A rejected change cannot be applied.
-    let o = c.run(&c.admin, &["change", "apply", &id]);
-    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("409"),
-        "{}",
-        show(&o)
-    );
+    c.fails(&c.admin, &["change", "apply", &id], "409");
     // An editor may not approve.
-    let o = c.run(&editor, &["change", "approve", &id]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("403 forbidden"));
+    c.fails(&editor, &["change", "approve", &id], "403 forbidden");
 }
 
 #[test]
@@ -413,9 +384,7 @@ fn bad_token_and_unreachable_server_are_one_clear_line() {
     assert!(err.contains("cannot reach the control plane"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
-    let o = c.run(&c.admin, &["change", "show", "chg_nope"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("404"));
+    c.fails(&c.admin, &["change", "show", "chg_nope"], "404");
 }
 
 #[test]
@@ -423,16 +392,12 @@ fn bad_fleet_files_show_their_paths() {
     let c = Control::start();
     let dir = tempfile::tempdir().unwrap();
     // A wrong field: a parse error with its path.
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(
-        &bad,
+    let bad = write(
+        &dir,
+        "bad.yaml",
         "environment: staging\nproducts:\n  - name: x\n    colour: red\n",
-    )
-    .unwrap();
-    let o = c.run(
-        &c.admin,
-        &["apply", "-f", bad.to_str().unwrap(), "--env", "staging"],
     );
+    let o = c.run(&c.admin, &["apply", "-f", &bad, "--env", "staging"]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("products[0]"), "{err}");
@@ -441,12 +406,8 @@ fn bad_fleet_files_show_their_paths() {
     let text = std::fs::read_to_string(example_fleet()).unwrap();
     let mut cfg: rampart_model::Config = rampart_model::load::from_yaml(&text).unwrap();
     cfg.upstreams.remove(0);
-    let invalid = dir.path().join("invalid.json");
-    std::fs::write(&invalid, serde_json::to_string(&cfg).unwrap()).unwrap();
-    let o = c.run(
-        &c.admin,
-        &["apply", "-f", invalid.to_str().unwrap(), "--env", "staging"],
-    );
+    let invalid = write(&dir, "invalid.json", &serde_json::to_string(&cfg).unwrap());
+    let o = c.run(&c.admin, &["apply", "-f", &invalid, "--env", "staging"]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("validation error"), "{err}");

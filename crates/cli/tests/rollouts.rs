@@ -64,6 +64,17 @@ fn stage(name: &str, cells: &[&str], percent: f64, soak: u64, samples: u64) -> V
     })
 }
 
+/// Two stages: `first` at `percent` of every gateway soaking `soak` seconds, then 100% soaking
+/// `last_soak`; 20 samples each.
+fn two_stages(first: &str, percent: f64, soak: u64, last_soak: u64) -> Value {
+    then_all(stage(first, &[], percent, soak, 20), last_soak, 20)
+}
+
+/// The stage `first`, then 100% soaking `soak` seconds with `samples` samples.
+fn then_all(first: Value, soak: u64, samples: u64) -> Value {
+    json!([first, stage("100%", &[], 100.0, soak, samples)])
+}
+
 /// The fleet: one product behind the incident's policy, two healthy endpoints, and a black
 /// hole (accepts, never answers) for the traffic-collapse test.
 fn fleet(up: &[SocketAddr], void: SocketAddr) -> Value {
@@ -300,8 +311,9 @@ impl Api {
         self.get(&format!("/v1/rollouts/{id}")).await
     }
 
-    /// Wait until the rollout is in one of `states`.
-    async fn wait_rollout(&self, id: &str, states: &[&str], secs: u64) -> Value {
+    /// Wait (`secs` at most) until the rollout ends, succeeded or rolled back.
+    async fn wait_end(&self, id: &str, secs: u64) -> Value {
+        let states = ["succeeded", "rolled_back"];
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let r = self.rollout(id).await;
@@ -419,6 +431,15 @@ impl Fleet {
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite://{}/control.db", dir.path().display());
         Fleet::start_on(dir, &[db], stages, impact).await
+    }
+
+    /// Start everything on SQLite, then `rate` requests per second through every gateway (for
+    /// `secs` at most), and wait until the gateways have reported for a while.
+    async fn under_load(stages: Value, impact: bool, rate: u64, secs: u64) -> (Fleet, Load) {
+        let fleet = Fleet::start(stages, impact).await;
+        let load = Load::start(&fleet.proxies(), rate, secs);
+        fleet.warm_up().await;
+        (fleet, load)
     }
 
     /// Start one control plane per database URL (replicas when they share one); gateways
@@ -614,16 +635,7 @@ async fn running(g: &Gateway) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_impact_test_blocks_the_incident_change() {
     let _serial = SERIAL.lock().await;
-    let fleet = Fleet::start(
-        json!([
-            stage("5%", &[], 5.0, 2, 20),
-            stage("100%", &[], 100.0, 2, 20)
-        ]),
-        true,
-    )
-    .await;
-    let load = Load::start(&fleet.proxies(), 50, 60);
-    fleet.warm_up().await;
+    let (fleet, load) = Fleet::under_load(two_stages("5%", 5.0, 2, 2), true, 50, 60).await;
     let before = fleet.running().await;
     let id = fleet
         .api
@@ -646,20 +658,8 @@ async fn the_impact_test_blocks_the_incident_change() {
         "{impact}"
     );
     // `rampart change show` prints the report.
-    let out = Command::new(rampart_bin())
-        .args([
-            "change",
-            "show",
-            &id,
-            "--server",
-            &fleet.api.base,
-            "--token",
-            &fleet.api.token,
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("BLOCKED"), "{text}");
+    let (ok, text, _) = cli(&fleet.api, &["change", "show", &id]);
+    assert!(ok && text.contains("BLOCKED"), "{text}");
     assert_eq!(before, fleet.running().await, "no gateway saw the change");
     let (_, failed) = load.stop().await;
     assert_eq!(failed, 0);
@@ -673,27 +673,16 @@ async fn the_impact_test_blocks_the_incident_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_incident_change_is_rolled_back_at_its_first_stage() {
     let _serial = SERIAL.lock().await;
-    let fleet = Fleet::start(
-        json!([
-            stage("5%", &[], 5.0, 30, 20),
-            stage("100%", &[], 100.0, 30, 20)
-        ]),
-        false,
-    )
-    .await;
     let rate = 100; // per gateway
-    let load = Load::start(&fleet.proxies(), rate, 90);
-    fleet.warm_up().await;
+    let (fleet, load) = Fleet::under_load(two_stages("5%", 5.0, 30, 30), false, rate, 90).await;
     let (_, failed_before) = load.counts();
     assert_eq!(failed_before, 0, "the baseline serves cleanly");
     let (id, rollout_id) = fleet
         .api
         .start("the incident's value", erroneous_flag())
         .await;
-    let r = fleet
-        .api
-        .wait_rollout(&rollout_id, &["rolled_back"], 60)
-        .await;
+    let r = fleet.api.wait_end(&rollout_id, 60).await;
+    assert_eq!(r["state"], "rolled_back", "{r:#}");
     assert_eq!(actions(&r), ["started", "rolled_back"], "{r:#}");
     assert_eq!(r["stage_index"], 0, "caught at the first stage");
     let reason = r["reason"].as_str().unwrap();
@@ -750,26 +739,15 @@ async fn the_incident_change_is_rolled_back_at_its_first_stage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_traffic_collapse_is_caught_by_the_floor() {
     let _serial = SERIAL.lock().await;
-    let fleet = Fleet::start(
-        json!([
-            stage("20%", &[], 20.0, 30, 20),
-            stage("100%", &[], 100.0, 30, 20)
-        ]),
-        false,
-    )
-    .await;
-    let load = Load::start(&fleet.proxies(), 60, 90);
-    fleet.warm_up().await;
+    let (fleet, load) = Fleet::under_load(two_stages("20%", 20.0, 30, 30), false, 60, 90).await;
     let hang = json!([{ "upsert": { "route": {
         "id": "shop-all", "product": "shop",
         "match": { "host": HOST, "path": { "prefix": "/" } },
         "upstream": "shop-void", "policies": ["shop-edge"],
     } } }]);
     let (_, rollout_id) = fleet.api.start("move the shop to new hosts", hang).await;
-    let r = fleet
-        .api
-        .wait_rollout(&rollout_id, &["rolled_back"], 60)
-        .await;
+    let r = fleet.api.wait_end(&rollout_id, 60).await;
+    assert_eq!(r["state"], "rolled_back", "{r:#}");
     let reason = r["reason"].as_str().unwrap();
     assert!(
         reason.contains("expected"),
@@ -796,19 +774,14 @@ async fn a_healthy_change_passes_every_stage_and_becomes_the_lkg() {
         stage("50%", &[], 50.0, 2, 20),
         stage("100%", &[], 100.0, 2, 20),
     ]);
-    let fleet = Fleet::start(stages, true).await;
-    let load = Load::start(&fleet.proxies(), 60, 120);
-    fleet.warm_up().await;
+    let (fleet, load) = Fleet::under_load(stages, true, 60, 120).await;
     let (id, rollout_id) = fleet.api.start("a response header", healthy_edit()).await;
     // `rampart rollout watch` follows it to the end (plain lines: no terminal here), exit 0.
     let watch = {
         let (api, id) = (fleet.api.clone(), rollout_id.clone());
         std::thread::spawn(move || cli(&api, &["rollout", "watch", &id, "--interval-ms", "200"]))
     };
-    let r = fleet
-        .api
-        .wait_rollout(&rollout_id, &["succeeded", "rolled_back"], 90)
-        .await;
+    let r = fleet.api.wait_end(&rollout_id, 90).await;
     assert_eq!(r["state"], "succeeded", "{r:#}");
     let (ok, out, err) = watch.join().unwrap();
     assert!(ok, "{out}\n{err}");
@@ -867,14 +840,9 @@ async fn no_data_by_the_deadline_fails_the_gate() {
     for g in empty["gates"].as_array_mut().unwrap() {
         g["deadline_secs"] = json!(3);
     }
-    let fleet = Fleet::start(json!([empty, stage("100%", &[], 100.0, 1, 10)]), false).await;
-    let load = Load::start(&fleet.proxies(), 30, 60);
-    fleet.warm_up().await;
+    let (fleet, load) = Fleet::under_load(then_all(empty, 1, 10), false, 30, 60).await;
     let (_, rollout_id) = fleet.api.start("a response header", healthy_edit()).await;
-    let r = fleet
-        .api
-        .wait_rollout(&rollout_id, &["rolled_back", "succeeded"], 30)
-        .await;
+    let r = fleet.api.wait_end(&rollout_id, 30).await;
     assert_eq!(r["state"], "rolled_back", "{r:#}");
     assert!(
         r["reason"].as_str().unwrap().contains("deadline"),
@@ -891,13 +859,8 @@ async fn no_data_by_the_deadline_fails_the_gate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_control_plane_killed_mid_stage_resumes() {
     let _serial = SERIAL.lock().await;
-    let stages = json!([
-        stage("10%", &[], 10.0, 8, 20),
-        stage("100%", &[], 100.0, 2, 20)
-    ]);
-    let mut fleet = Fleet::start(stages, false).await;
-    let load = Load::start(&fleet.proxies(), 60, 120);
-    fleet.warm_up().await;
+    let stages = two_stages("10%", 10.0, 8, 2);
+    let (mut fleet, load) = Fleet::under_load(stages, false, 60, 120).await;
     let (_, rollout_id) = fleet.api.start("a response header", healthy_edit()).await;
     // Mid-stage: some soak done, not all.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -922,10 +885,7 @@ async fn a_control_plane_killed_mid_stage_resumes() {
         "the soak was not reset"
     );
     assert!(after["soaked_secs"].as_f64().unwrap() >= before["soaked_secs"].as_f64().unwrap());
-    let r = fleet
-        .api
-        .wait_rollout(&rollout_id, &["succeeded", "rolled_back"], 60)
-        .await;
+    let r = fleet.api.wait_end(&rollout_id, 60).await;
     assert_eq!(r["state"], "succeeded", "{r:#}");
     assert_eq!(actions(&r), ["started", "advanced", "succeeded"]);
     // The first stage lasted at least its soak although the driver was down for 2 s of it.
@@ -964,10 +924,7 @@ async fn with_two_postgres_replicas_the_survivor_takes_over() {
         .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    let stages = json!([
-        stage("10%", &[], 10.0, 6, 20),
-        stage("100%", &[], 100.0, 2, 20)
-    ]);
+    let stages = two_stages("10%", 10.0, 6, 2);
     let dir = tempfile::tempdir().unwrap();
     let mut fleet = Fleet::start_on(dir, &[url.clone(), url], stages, false).await;
     assert!(
@@ -980,10 +937,7 @@ async fn with_two_postgres_replicas_the_survivor_takes_over() {
     let (_, rollout_id) = fleet.api.start("a response header", healthy_edit()).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     fleet.controls[0].kill();
-    let r = fleet
-        .api
-        .wait_rollout(&rollout_id, &["succeeded", "rolled_back"], 60)
-        .await;
+    let r = fleet.api.wait_end(&rollout_id, 60).await;
     assert_eq!(
         r["state"],
         "succeeded",
@@ -1021,17 +975,12 @@ async fn a_shadow_stage_judges_the_candidate_without_serving_it() {
             { "deadline_secs": 20, "check": "no_nack" },
         ],
     });
-    let fleet = Fleet::start(json!([shadow, stage("100%", &[], 100.0, 2, 20)]), false).await;
-    let load = Load::start(&fleet.proxies(), 60, 120);
-    fleet.warm_up().await;
+    let (fleet, load) = Fleet::under_load(then_all(shadow, 2, 20), false, 60, 120).await;
     let (_, rollout_id) = fleet
         .api
         .start("the incident's value", erroneous_flag())
         .await;
-    let r = fleet
-        .api
-        .wait_rollout(&rollout_id, &["rolled_back", "succeeded"], 60)
-        .await;
+    let r = fleet.api.wait_end(&rollout_id, 60).await;
     assert_eq!(r["state"], "rolled_back", "{r:#}");
     assert_eq!(r["stage_index"], 0, "caught in the shadow stage");
     let diff = failed_stage_gate(&r, "shadow_diff");
@@ -1041,10 +990,7 @@ async fn a_shadow_stage_judges_the_candidate_without_serving_it() {
     assert_eq!(failed, 0, "the shadowed candidate served nothing");
     // A harmless change passes its shadow stage and then serves.
     let (_, rollout_id) = fleet.api.start("a response header", healthy_edit()).await;
-    let r = fleet
-        .api
-        .wait_rollout(&rollout_id, &["rolled_back", "succeeded"], 60)
-        .await;
+    let r = fleet.api.wait_end(&rollout_id, 60).await;
     assert_eq!(r["state"], "succeeded", "{r:#}");
     let (_, failed) = load.stop().await;
     assert_eq!(failed, 0);
@@ -1055,21 +1001,9 @@ async fn a_shadow_stage_judges_the_candidate_without_serving_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_that_denies_everyone_is_caught_by_the_deny_gate() {
     let _serial = SERIAL.lock().await;
-    let fleet = Fleet::start(
-        json!([
-            stage("5%", &[], 5.0, 30, 20),
-            stage("100%", &[], 100.0, 30, 20)
-        ]),
-        false,
-    )
-    .await;
-    let load = Load::start(&fleet.proxies(), 100, 90);
-    fleet.warm_up().await;
+    let (fleet, load) = Fleet::under_load(two_stages("5%", 5.0, 30, 30), false, 100, 90).await;
     let (_, rollout_id) = fleet.api.start("a maintenance page", deny_everyone()).await;
-    let r = fleet
-        .api
-        .wait_rollout(&rollout_id, &["rolled_back", "succeeded"], 60)
-        .await;
+    let r = fleet.api.wait_end(&rollout_id, 60).await;
     assert_eq!(r["state"], "rolled_back", "{r:#}");
     assert_eq!(r["stage_index"], 0);
     let deny = failed_stage_gate(&r, "deny_rate");

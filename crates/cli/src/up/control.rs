@@ -111,7 +111,7 @@ async fn kept_token(service: &Service, data_dir: &Path, token: &KeptToken) -> Re
         .create_token(ACTOR, token.name, token.kind, token.role)
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the {} token: {e}", token.name))?;
-    crate::control_cmds::write_secret(&path, &secret)?;
+    crate::output::write_secret(&path, &secret)?;
     Ok(secret)
 }
 
