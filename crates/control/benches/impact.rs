@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rampart_control::impact::impact;
-use rampart_eval::{Cohort, Evaluator, RequestMeta};
+use rampart_eval::Evaluator;
+use rampart_eval::diff::replay;
 use rampart_model::wire::{RequestSample, SampleBatch};
 use rampart_model::{Config, GatewayIdentity, Snapshot};
 
@@ -107,18 +108,9 @@ fn bench(c: &mut Criterion) {
             let mut admitted = 0u64;
             for batch in &batches {
                 for s in &batch.samples {
-                    let meta = RequestMeta {
-                        method: &s.method,
-                        host: &s.host,
-                        path: &s.path,
-                        client_ip: s.client_ip,
-                        headers: &s.headers,
-                        attributes: &[],
-                        gateway: &batch.gateway,
-                    };
-                    let a = base.evaluate(&meta, Cohort::Baseline);
-                    let b = cand.evaluate(&meta, Cohort::Baseline);
-                    admitted += u64::from(a.route.is_some()) + u64::from(b.route.is_some());
+                    admitted += replay(&base, &cand, s, &batch.gateway, |a, b| {
+                        u64::from(a.route.is_some()) + u64::from(b.route.is_some())
+                    });
                 }
             }
             black_box(admitted)

@@ -3,11 +3,12 @@
 //!
 //! # What is replayed
 //!
-//! Gateways keep a sample of recent request metadata ([`RequestSample`]) and upload it in
-//! [`SampleBatch`]es, one per gateway. Each sample is rebuilt into a [`RequestMeta`]: its
-//! method, host, path, client IP and recorded headers, no extra attributes, and the identity
-//! of the gateway that took it (so `cell`, `gateway` and `gateway_version` flag rules resolve
-//! as they did there). It is decided by both evaluators with [`Cohort::Baseline`]; each
+//! Gateways keep a sample of recent request metadata ([`RequestSample`](rampart_model::wire::RequestSample)) and upload it in
+//! [`SampleBatch`]es, one per gateway. [`rampart_eval::diff::replay`] rebuilds each sample into
+//! a [`RequestMeta`](rampart_eval::RequestMeta): its method, host, path, client IP and recorded
+//! headers, no extra attributes, and the identity of the gateway that took it (so `cell`,
+//! `gateway` and `gateway_version` flag rules resolve as they did there), and decides it with
+//! both evaluators as [`Cohort::Baseline`](rampart_eval::Cohort::Baseline); each
 //! evaluator is meant to be compiled from a plain snapshot (the current configuration, and the
 //! configuration the change would produce) without rollouts.
 //!
@@ -53,9 +54,9 @@ use rampart_model::EnumName;
 use std::fmt::Write as _;
 use strum::VariantArray;
 
-use rampart_eval::diff::classify;
-use rampart_eval::{Cohort, Decision, Evaluator, Outcome, RequestMeta};
-use rampart_model::wire::{ImpactClass, ImpactCounts, RequestSample, SampleBatch};
+use rampart_eval::diff::{classify, replay};
+use rampart_eval::{Decision, Evaluator, Outcome};
+use rampart_model::wire::{ImpactClass, ImpactCounts, SampleBatch};
 use serde::{Deserialize, Serialize};
 
 /// The most examples a report keeps.
@@ -139,40 +140,25 @@ pub fn impact(
     let mut by_class: [Vec<ImpactExample>; 4] = Default::default();
     for batch in batches {
         for sample in &batch.samples {
-            let RequestSample {
-                method,
-                host,
-                path,
-                client_ip,
-                headers,
-                tenant,
-                ..
-            } = sample;
-            let meta = RequestMeta {
-                method,
-                host,
-                path,
-                client_ip: *client_ip,
-                headers,
-                attributes: &[],
-                gateway: &batch.gateway,
-            };
-            let b = baseline.evaluate(&meta, Cohort::Baseline);
-            let c = candidate.evaluate(&meta, Cohort::Baseline);
-            let class = classify(&b, &c);
-            counts.record(class);
-            let Some(class) = class else { continue };
-            let slot = &mut by_class[class as usize];
-            if slot.len() < MAX_EXAMPLES {
-                slot.push(ImpactExample {
-                    method: method.clone(),
-                    host: host.clone(),
-                    path: path.clone(),
-                    tenant: tenant.clone().or_else(|| b.tenant.map(str::to_owned)),
+            let example = replay(baseline, candidate, sample, &batch.gateway, |b, c| {
+                let class = classify(b, c);
+                counts.record(class);
+                let class = class?;
+                (by_class[class as usize].len() < MAX_EXAMPLES).then(|| ImpactExample {
+                    method: sample.method.clone(),
+                    host: sample.host.clone(),
+                    path: sample.path.clone(),
+                    tenant: sample
+                        .tenant
+                        .clone()
+                        .or_else(|| b.tenant.map(str::to_owned)),
                     class,
-                    baseline: describe(&b),
-                    candidate: describe(&c),
-                });
+                    baseline: describe(b),
+                    candidate: describe(c),
+                })
+            });
+            if let Some(example) = example {
+                by_class[example.class as usize].push(example);
             }
         }
     }
@@ -307,6 +293,7 @@ mod tests {
     use std::net::IpAddr;
 
     use rampart_model::load::from_yaml;
+    use rampart_model::wire::RequestSample;
     use rampart_model::{Config, GatewayIdentity, Snapshot};
 
     use super::*;

@@ -18,11 +18,15 @@
 //!    ([`Outcome::status`]: deny 401 vs 403, static 503 vs 500, upstream vs static 200).
 //!
 //! Header edits, rate limits, timeouts and flag values are not compared. [`classify`] borrows
-//! and compares only; it never allocates.
+//! and compares only; it never allocates. [`replay`] decides a recorded request sample with
+//! both evaluators.
 
+use rampart_model::GatewayIdentity;
 pub use rampart_model::wire::ImpactClass;
+use rampart_model::wire::RequestSample;
 
 use crate::decision::{Decision, Outcome};
+use crate::{Cohort, Evaluator, RequestMeta};
 
 /// Whether a decision lets the request through: it took a route, and is forwarded upstream or
 /// answered with a static status below 400.
@@ -59,6 +63,30 @@ pub fn classify(baseline: &Decision<'_>, candidate: &Decision<'_>) -> Option<Imp
     (baseline.outcome.status() != candidate.outcome.status()).then_some(ImpactClass::StatusChanged)
 }
 
+/// Decide a request sample recorded by `gateway` with `baseline` and with `candidate` (both
+/// as the baseline cohort), and hand the two decisions to `compare` (such as [`classify`]).
+pub fn replay<R>(
+    baseline: &Evaluator,
+    candidate: &Evaluator,
+    sample: &RequestSample,
+    gateway: &GatewayIdentity,
+    compare: impl FnOnce(&Decision<'_>, &Decision<'_>) -> R,
+) -> R {
+    let meta = RequestMeta {
+        method: &sample.method,
+        host: &sample.host,
+        path: &sample.path,
+        client_ip: sample.client_ip,
+        headers: &sample.headers,
+        attributes: &[],
+        gateway,
+    };
+    compare(
+        &baseline.evaluate(&meta, Cohort::Baseline),
+        &candidate.evaluate(&meta, Cohort::Baseline),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
@@ -67,7 +95,7 @@ mod tests {
     use rampart_model::{Config, GatewayIdentity, Snapshot};
 
     use super::*;
-    use crate::{Cohort, Evaluator, HeaderList, RequestMeta};
+    use crate::HeaderList;
 
     /// A small fleet: `/a/` (through `a_policies`) and `/b/` (to `b_upstream`) go to upstream
     /// `ua`, `/c/` to `uc`, `/robots.txt` is a static `robots_status`, and `/d/` has a route

@@ -9,7 +9,7 @@ use rampart_api::{
 };
 
 use super::auth::{Caller, may};
-use super::error::doc::{BadBody, BadQuery, Conflict, Denied, Invalid, NotFound};
+use super::error::doc::{BadQuery, Conflict, Invalid, NotFound};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Env};
 use super::{MAX_LIST, St};
@@ -46,9 +46,8 @@ fn list_limit(query: Option<&str>) -> ApiResult<u32> {
     get,
     path = "/v1/envs/{env}/changes",
     tag = "rampart",
-    params(("env" = String, Path, description = "dev, staging or prod"), ("limit" = Option<u32>, Query, description = "1 to 500; 100 by default")),
-    responses((status = 200, description = "the newest changes", body = ChangeList), Denied, NotFound, BadQuery),
-    security(("bearer" = []))
+    params(Env, ("limit" = Option<u32>, Query, description = "1 to 500; 100 by default")),
+    responses((status = 200, description = "the newest changes", body = ChangeList), NotFound, BadQuery)
 )]
 pub async fn list_changes(
     State(s): St,
@@ -67,10 +66,9 @@ pub async fn list_changes(
     post,
     path = "/v1/envs/{env}/changes",
     tag = "rampart",
-    params(("env" = String, Path, description = "dev, staging or prod")),
+    params(Env),
     request_body = SubmitRequest,
-    responses((status = 201, description = "the change, approved or awaiting approval", body = ChangeView), Denied, BadBody, Conflict, Invalid),
-    security(("bearer" = []))
+    responses((status = 201, description = "the change, approved or awaiting approval", body = ChangeView), Conflict, Invalid)
 )]
 pub async fn submit(
     State(s): St,
@@ -94,8 +92,7 @@ pub async fn submit(
     path = "/v1/changes/{id}",
     tag = "rampart",
     params(("id" = String, Path, description = "the change id")),
-    responses((status = 200, description = "the change, its approvals and what it lacks", body = ChangeView), Denied, NotFound),
-    security(("bearer" = []))
+    responses((status = 200, description = "the change, its approvals and what it lacks", body = ChangeView), NotFound)
 )]
 pub async fn get_change(
     State(s): St,
@@ -111,8 +108,7 @@ pub async fn get_change(
     tag = "rampart",
     params(("id" = String, Path, description = "the change id")),
     request_body = EmptyRequest,
-    responses((status = 200, description = "the change after the approval", body = ChangeView), Denied, NotFound, Conflict, BadBody),
-    security(("bearer" = []))
+    responses((status = 200, description = "the change after the approval", body = ChangeView), NotFound, Conflict)
 )]
 pub async fn approve(
     State(s): St,
@@ -131,8 +127,7 @@ pub async fn approve(
     tag = "rampart",
     params(("id" = String, Path, description = "the change id")),
     request_body = RejectRequest,
-    responses((status = 200, description = "the rejected change", body = ChangeRecord), Denied, NotFound, Conflict, BadBody),
-    security(("bearer" = []))
+    responses((status = 200, description = "the rejected change", body = ChangeRecord), NotFound, Conflict)
 )]
 pub async fn reject(
     State(s): St,
@@ -150,8 +145,7 @@ pub async fn reject(
     tag = "rampart",
     params(("id" = String, Path, description = "the change id")),
     request_body = EmptyRequest,
-    responses((status = 200, description = "the withdrawn change", body = ChangeRecord), Denied, NotFound, Conflict, BadBody),
-    security(("bearer" = []))
+    responses((status = 200, description = "the withdrawn change", body = ChangeRecord), NotFound, Conflict)
 )]
 pub async fn withdraw(
     State(s): St,
@@ -169,8 +163,7 @@ pub async fn withdraw(
     tag = "rampart",
     params(("id" = String, Path, description = "the change id")),
     request_body = EmptyRequest,
-    responses((status = 200, description = "the change (rolling out), its candidate snapshot, its rollout, and the hash gateways are now told to run (the first stage; the config itself for an environment's first change)", body = ApplyResponse), Denied, NotFound, Conflict, BadBody),
-    security(("bearer" = []))
+    responses((status = 200, description = "the change (rolling out), its candidate snapshot, its rollout, and the hash gateways are now told to run (the first stage; the config itself for an environment's first change)", body = ApplyResponse), NotFound, Conflict)
 )]
 pub async fn apply(
     State(s): St,

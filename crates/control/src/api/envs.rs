@@ -8,7 +8,7 @@ use rampart_model::Flag;
 use super::St;
 use super::auth::{Caller, may};
 use super::error::ApiResult;
-use super::error::doc::{BadBody, Conflict, Denied, NotFound};
+use super::error::doc::{Conflict, NotFound};
 use super::extract::{Body, Env};
 use crate::service::{ServiceError, views};
 
@@ -16,9 +16,8 @@ use crate::service::{ServiceError, views};
     get,
     path = "/v1/envs/{env}/config",
     tag = "rampart",
-    params(("env" = String, Path, description = "dev, staging or prod")),
-    responses((status = 200, description = "the config and its version", body = ConfigResponse), Denied, NotFound),
-    security(("bearer" = []))
+    params(Env),
+    responses((status = 200, description = "the config and its version", body = ConfigResponse), NotFound)
 )]
 pub async fn get_config(
     State(s): St,
@@ -33,9 +32,8 @@ pub async fn get_config(
     get,
     path = "/v1/envs/{env}/flags",
     tag = "rampart",
-    params(("env" = String, Path, description = "dev, staging or prod")),
-    responses((status = 200, description = "the flags and the version", body = FlagsResponse), Denied, NotFound),
-    security(("bearer" = []))
+    params(Env),
+    responses((status = 200, description = "the flags and the version", body = FlagsResponse), NotFound)
 )]
 pub async fn get_flags(
     State(s): St,
@@ -49,13 +47,13 @@ pub async fn get_flags(
     }))
 }
 
+// Both path parameters are named here, for utoipa to match them with the `Path` tuple.
 #[utoipa::path(
     get,
     path = "/v1/envs/{env}/flags/{name}",
     tag = "rampart",
     params(("env" = String, Path, description = "dev, staging or prod"), ("name" = String, Path, description = "the flag's name")),
-    responses((status = 200, description = "the flag", body = Flag), Denied, NotFound),
-    security(("bearer" = []))
+    responses((status = 200, description = "the flag", body = Flag), NotFound)
 )]
 pub async fn get_flag(
     State(s): St,
@@ -76,9 +74,8 @@ pub async fn get_flag(
     get,
     path = "/v1/envs/{env}/snapshot",
     tag = "rampart",
-    params(("env" = String, Path, description = "dev, staging or prod")),
-    responses((status = 200, description = "the newest snapshot", body = SnapshotRecord), Denied, NotFound),
-    security(("bearer" = []))
+    params(Env),
+    responses((status = 200, description = "the newest snapshot", body = SnapshotRecord), NotFound)
 )]
 pub async fn get_snapshot(
     State(s): St,
@@ -93,10 +90,9 @@ pub async fn get_snapshot(
     post,
     path = "/v1/envs/{env}/rollback",
     tag = "rampart",
-    params(("env" = String, Path, description = "dev, staging or prod")),
+    params(Env),
     request_body = EmptyRequest,
-    responses((status = 200, description = "the snapshot now current: the LKG", body = SnapshotRef), Denied, NotFound, Conflict, BadBody),
-    security(("bearer" = []))
+    responses((status = 200, description = "the snapshot now current: the LKG", body = SnapshotRef), NotFound, Conflict)
 )]
 pub async fn rollback(
     State(s): St,

@@ -1,5 +1,6 @@
 //! What handlers read from a request besides the caller: the environment in the path, the
-//! query of the fleet and distribution endpoints, and JSON bodies.
+//! query of the fleet and distribution endpoints, and JSON bodies. The path and query
+//! extractors document their parameters for the OpenAPI document (`params(Env)`).
 
 use std::sync::Arc;
 
@@ -12,6 +13,8 @@ use rampart_api::{ErrorCode, FieldError};
 use rampart_model::{Environment, parse_name};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 
 use super::MAX_BODY_BYTES;
 use super::error::{ApiError, ApiResult};
@@ -47,6 +50,12 @@ impl FromRequestParts<Arc<AppState>> for Env {
     }
 }
 
+impl IntoParams for Env {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        EnvParams::into_params(|| Some(ParameterIn::Path))
+    }
+}
+
 /// A query string as `T`; 400 `bad_query` when it is not one.
 pub fn query<T: DeserializeOwned>(raw: Option<&str>) -> ApiResult<T> {
     let uri = format!("/?{}", raw.unwrap_or_default())
@@ -57,6 +66,13 @@ pub fn query<T: DeserializeOwned>(raw: Option<&str>) -> ApiResult<T> {
         .map_err(|e| ApiError::bad_query(e.body_text()))
 }
 
+/// The environment parameter, as named in a path or query.
+#[derive(Deserialize, IntoParams)]
+struct EnvParams {
+    /// dev, staging or prod
+    env: String,
+}
+
 /// `?env=E` of the fleet view.
 #[derive(Debug, Clone, Copy)]
 pub struct EnvQuery(pub Environment);
@@ -65,12 +81,14 @@ impl<S: Send + Sync> FromRequestParts<S> for EnvQuery {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> ApiResult<Self> {
-        #[derive(Deserialize)]
-        struct Q {
-            env: String,
-        }
-        let q: Q = query(parts.uri.query())?;
+        let q: EnvParams = query(parts.uri.query())?;
         parse_env(&q.env).map(EnvQuery)
+    }
+}
+
+impl IntoParams for EnvQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        EnvParams::into_params(|| Some(ParameterIn::Query))
     }
 }
 
@@ -84,20 +102,27 @@ pub struct GatewayQuery {
     pub version: String,
 }
 
+/// The query of [`GatewayQuery`] as sent.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct GatewayParams {
+    /// dev, staging or prod
+    env: String,
+    /// the gateway's id
+    id: String,
+    /// its cell
+    #[serde(default)]
+    cell: String,
+    /// its software version
+    #[serde(default)]
+    version: String,
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for GatewayQuery {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> ApiResult<Self> {
-        #[derive(Deserialize)]
-        struct Q {
-            env: String,
-            id: String,
-            #[serde(default)]
-            cell: String,
-            #[serde(default)]
-            version: String,
-        }
-        let q: Q = query(parts.uri.query())?;
+        let q: GatewayParams = query(parts.uri.query())?;
         let env = parse_env(&q.env)?;
         if q.id.is_empty() || q.id.len() > 200 {
             return Err(ApiError::bad_query("`id` must be 1 to 200 characters"));
@@ -108,6 +133,12 @@ impl<S: Send + Sync> FromRequestParts<S> for GatewayQuery {
             cell: q.cell,
             version: q.version,
         })
+    }
+}
+
+impl IntoParams for GatewayQuery {
+    fn into_params(in_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        GatewayParams::into_params(in_)
     }
 }
 

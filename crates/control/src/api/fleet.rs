@@ -7,7 +7,7 @@ use rampart_api::Fleet;
 use super::St;
 use super::auth::{Caller, may};
 use super::error::ApiResult;
-use super::error::doc::{BadQuery, Denied};
+use super::error::doc::BadQuery;
 use super::extract::EnvQuery;
 use crate::service::views;
 
@@ -15,9 +15,8 @@ use crate::service::views;
     get,
     path = "/v1/fleet",
     tag = "rampart",
-    params(("env" = String, Query, description = "dev, staging or prod")),
-    responses((status = 200, description = "every gateway of the environment, with its cell, version, hash, last-seen time and last NACK", body = Fleet), Denied, BadQuery),
-    security(("bearer" = []))
+    params(EnvQuery),
+    responses((status = 200, description = "every gateway of the environment, with its cell, version, hash, last-seen time and last NACK", body = Fleet), BadQuery)
 )]
 /// The fleet view of one environment.
 pub async fn fleet(

@@ -11,9 +11,9 @@ use rampart_model::wire::{ConfigAck, GatewayReport, SampleBatch};
 
 use super::St;
 use super::auth::Gateway;
-use super::error::doc::GatewayDenied;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, GatewayQuery};
+use super::openapi::GATEWAYS_TAG;
 use crate::store::GatewaySeen;
 
 /// The fleet row of the gateway a query names, seen now.
@@ -32,10 +32,9 @@ fn seen(q: &GatewayQuery) -> GatewaySeen {
 #[utoipa::path(
     get,
     path = "/v1/gateways/stream",
-    tag = "gateways",
-    params(("env" = String, Query, description = "dev, staging or prod"), ("id" = String, Query, description = "the gateway's id"), ("cell" = Option<String>, Query, description = "its cell"), ("version" = Option<String>, Query, description = "its software version")),
-    responses((status = 200, description = "text/event-stream of `snapshot` events (id: version, data: snapshot JSON); honours Last-Event-ID", body = String, content_type = "text/event-stream"), GatewayDenied),
-    security(("bearer" = []))
+    tag = GATEWAYS_TAG,
+    params(GatewayQuery),
+    responses((status = 200, description = "text/event-stream of `snapshot` events (id: version, data: snapshot JSON); honours Last-Event-ID", body = String, content_type = "text/event-stream"))
 )]
 /// The snapshot stream of one gateway: a `snapshot` event on connect (unless the gateway's
 /// `Last-Event-ID` names the newest version already) and on every new snapshot.
@@ -78,11 +77,10 @@ pub async fn gateway_stream(
 #[utoipa::path(
     post,
     path = "/v1/gateways/ack",
-    tag = "gateways",
-    params(("env" = String, Query, description = "dev, staging or prod"), ("id" = String, Query, description = "the gateway's id"), ("cell" = Option<String>, Query, description = "its cell"), ("version" = Option<String>, Query, description = "its software version")),
+    tag = GATEWAYS_TAG,
+    params(GatewayQuery),
     request_body(content = ConfigAck, description = "`{ kind: ack, hash }` or `{ kind: nack, hash, reason }`"),
-    responses((status = 204, description = "recorded"), GatewayDenied),
-    security(("bearer" = []))
+    responses((status = 204, description = "recorded"))
 )]
 /// A gateway's ACK or NACK of a snapshot.
 pub async fn gateway_ack(
@@ -98,11 +96,10 @@ pub async fn gateway_ack(
 #[utoipa::path(
     post,
     path = "/v1/gateways/report",
-    tag = "gateways",
-    params(("env" = String, Query, description = "dev, staging or prod"), ("id" = String, Query, description = "the gateway's id"), ("cell" = Option<String>, Query, description = "its cell"), ("version" = Option<String>, Query, description = "its software version")),
+    tag = GATEWAYS_TAG,
+    params(GatewayQuery),
     request_body(content = GatewayReport, description = "the gateway's identity, the snapshot it runs and its counters"),
-    responses((status = 204, description = "recorded"), GatewayDenied),
-    security(("bearer" = []))
+    responses((status = 204, description = "recorded"))
 )]
 /// A gateway's report: its identity, the snapshot it runs and its counters.
 pub async fn gateway_report(
@@ -118,11 +115,10 @@ pub async fn gateway_report(
 #[utoipa::path(
     post,
     path = "/v1/gateways/samples",
-    tag = "gateways",
-    params(("env" = String, Query, description = "dev, staging or prod"), ("id" = String, Query, description = "the gateway's id"), ("cell" = Option<String>, Query, description = "its cell"), ("version" = Option<String>, Query, description = "its software version")),
+    tag = GATEWAYS_TAG,
+    params(GatewayQuery),
     request_body(content = SampleBatch, description = "recent request samples of the gateway"),
-    responses((status = 204, description = "kept"), GatewayDenied),
-    security(("bearer" = []))
+    responses((status = 204, description = "kept"))
 )]
 /// Recent request samples of a gateway (credentials already fingerprinted), for the impact test.
 pub async fn gateway_samples(

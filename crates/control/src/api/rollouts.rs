@@ -10,7 +10,7 @@ use rampart_model::parse_name;
 use super::St;
 use super::auth::Caller;
 use super::auth::{User, may};
-use super::error::doc::{Conflict, Denied, NotFound};
+use super::error::doc::{Conflict, NotFound};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Env};
 use crate::rules::Permission;
@@ -20,9 +20,8 @@ use crate::service::views;
     get,
     path = "/v1/envs/{env}/rollouts",
     tag = "rollouts",
-    params(("env" = String, Path, description = "dev, staging or prod")),
-    responses((status = 200, description = "the newest rollouts, newest first", body = RolloutList), Denied, NotFound),
-    security(("bearer" = []))
+    params(Env),
+    responses((status = 200, description = "the newest rollouts, newest first", body = RolloutList), NotFound)
 )]
 /// The newest rollouts of an environment.
 pub async fn list_rollouts(
@@ -41,8 +40,7 @@ pub async fn list_rollouts(
     path = "/v1/rollouts/{id}",
     tag = "rollouts",
     params(("id" = String, Path, description = "the rollout id")),
-    responses((status = 200, description = "the rollout: plan, stage, soak, last evaluation of the gates, decisions with evidence", body = RolloutView), Denied, NotFound),
-    security(("bearer" = []))
+    responses((status = 200, description = "the rollout: plan, stage, soak, last evaluation of the gates, decisions with evidence", body = RolloutView), NotFound)
 )]
 /// One rollout.
 pub async fn get_rollout(
@@ -61,8 +59,7 @@ pub async fn get_rollout(
     tag = "rollouts",
     params(("id" = String, Path, description = "the rollout id"), ("action" = RolloutAction, Path, description = "pause, resume or abort")),
     request_body = ControlRequest,
-    responses((status = 200, description = "the rollout after the action", body = RolloutView), Denied, NotFound, Conflict),
-    security(("bearer" = []))
+    responses((status = 200, description = "the rollout after the action", body = RolloutView), NotFound, Conflict)
 )]
 /// Pause, resume or abort a rollout. Abort returns the environment to its LKG at once, and
 /// needs the rollback permission; pause and resume need apply's.

@@ -7,7 +7,7 @@ use rampart_api::{TokenCreated, TokenKind, TokenRequest};
 
 use super::St;
 use super::auth::{Caller, may};
-use super::error::doc::{BadBody, Denied, Invalid};
+use super::error::doc::Invalid;
 use super::error::{ApiError, ApiResult};
 use super::extract::Body;
 use crate::service::views;
@@ -17,8 +17,7 @@ use crate::service::views;
     path = "/v1/tokens",
     tag = "rampart",
     request_body = TokenRequest,
-    responses((status = 201, description = "the token and its secret, shown once", body = TokenCreated), Denied, BadBody, Invalid),
-    security(("bearer" = []))
+    responses((status = 201, description = "the token and its secret, shown once", body = TokenCreated), Invalid)
 )]
 pub async fn create_token(
     State(s): St,

@@ -167,14 +167,6 @@ impl RiskPolicy {
     }
 }
 
-impl TryFrom<RiskPolicyWire> for RiskPolicy {
-    type Error = RulesError;
-
-    fn try_from(w: RiskPolicyWire) -> Result<Self, Self::Error> {
-        Self::checked(w, "policy")
-    }
-}
-
 impl From<RiskPolicy> for RiskPolicyWire {
     fn from(p: RiskPolicy) -> Self {
         RiskPolicyWire {
@@ -244,14 +236,6 @@ impl Window {
     }
 }
 
-impl TryFrom<WindowWire> for Window {
-    type Error = RulesError;
-
-    fn try_from(w: WindowWire) -> Result<Self, Self::Error> {
-        Self::checked(w, "window")
-    }
-}
-
 impl From<Window> for WindowWire {
     fn from(w: Window) -> Self {
         WindowWire {
@@ -260,6 +244,22 @@ impl From<Window> for WindowWire {
         }
     }
 }
+
+/// `TryFrom` its wire form for a type with a `checked(wire, path)`, `path` naming the value
+/// in errors when it stands alone.
+macro_rules! checked_from_wire {
+    ($($ty:ident from $wire:ident as $path:literal),* $(,)?) => {$(
+        impl TryFrom<$wire> for $ty {
+            type Error = RulesError;
+
+            fn try_from(w: $wire) -> Result<Self, Self::Error> {
+                Self::checked(w, $path)
+            }
+        }
+    )*};
+}
+
+checked_from_wire!(RiskPolicy from RiskPolicyWire as "policy", Window from WindowWire as "window");
 
 /// The rules of one environment: a [`RiskPolicy`] per risk level and the change windows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -468,14 +468,14 @@ pub struct RulesConfig {
 }
 
 /// The wire form of [`RulesConfig`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RulesConfigWire {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dev: Option<EnvRulesWire>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub staging: Option<EnvRulesWire>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prod: Option<EnvRulesWire>,
 }
 
