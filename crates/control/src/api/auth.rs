@@ -15,9 +15,11 @@ use rampart_api::{Role, TokenKind};
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
+use super::extract::GatewayQuery;
 use super::state::AppState;
 use crate::audit::AuditAction;
 use crate::rules::{Permission, allowed};
+use crate::service::Service;
 use crate::store::TokenRecord;
 
 /// What an endpoint needs: a marker type per [`Permission`].
@@ -57,6 +59,8 @@ pub mod may {
 pub struct User {
     pub name: String,
     pub role: Role,
+    /// The control plane the user calls.
+    pub app: Arc<AppState>,
 }
 
 /// A user whose role may do `P`: the endpoint's permission, checked on extraction.
@@ -64,12 +68,26 @@ pub struct User {
 pub struct Caller<P> {
     pub name: String,
     pub role: Role,
+    /// The control plane the user calls.
+    pub app: Arc<AppState>,
     permission: PhantomData<P>,
 }
 
-/// An authenticated gateway token.
+impl<P> Caller<P> {
+    /// The change service.
+    pub fn service(&self) -> &Service {
+        &self.app.service
+    }
+}
+
+/// An authenticated gateway token, and the identity its query names.
 #[derive(Debug, Clone)]
-pub struct Gateway(#[allow(dead_code)] pub TokenRecord);
+pub struct Gateway {
+    /// The control plane the gateway calls.
+    pub app: Arc<AppState>,
+    /// `?env=E&id=ID&cell=CELL&version=V`.
+    pub q: GatewayQuery,
+}
 
 impl User {
     /// This user, if their role may do `action`.
@@ -85,6 +103,7 @@ impl User {
         Ok(Caller {
             name: self.name,
             role: self.role,
+            app: self.app,
             permission: PhantomData,
         })
     }
@@ -121,6 +140,7 @@ impl FromRequestParts<Arc<AppState>> for User {
         Ok(User {
             name: token.name,
             role,
+            app: state.clone(),
         })
     }
 }
@@ -145,7 +165,11 @@ impl FromRequestParts<Arc<AppState>> for Gateway {
                 "only gateway tokens may use the distribution endpoints",
             ));
         }
-        Ok(Gateway(token))
+        let q = GatewayQuery::from_request_parts(parts, state).await?;
+        Ok(Gateway {
+            app: state.clone(),
+            q,
+        })
     }
 }
 

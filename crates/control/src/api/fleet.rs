@@ -1,32 +1,31 @@
 //! The fleet view.
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+
+use super::AppState;
 use axum::Json;
-use axum::extract::State;
 use rampart_api::Fleet;
 
-use super::St;
 use super::auth::{Caller, may};
 use super::error::ApiResult;
 use super::error::doc::BadQuery;
 use super::extract::EnvQuery;
 use crate::service::views;
 
-#[utoipa::path(
-    get,
-    path = "/v1/fleet",
-    tag = "rampart",
-    params(EnvQuery),
-    responses((status = 200, description = "every gateway of the environment, with its cell, version, hash, last-seen time and last NACK", body = Fleet), BadQuery)
-)]
+#[utoipa::path(get, path = "/v1/fleet", tag = "rampart", params(EnvQuery), responses((status = 200, description = "every gateway of the environment, with its cell, version, hash, last-seen time and last NACK", body = Fleet), BadQuery))]
 /// The fleet view of one environment.
-pub async fn fleet(
-    State(s): St,
-    _: Caller<may::Read>,
-    EnvQuery(env): EnvQuery,
-) -> ApiResult<Json<Fleet>> {
-    let gateways = s.service.fleet(env).await?;
+pub async fn fleet(c: Caller<may::Read>, EnvQuery(env): EnvQuery) -> ApiResult<Json<Fleet>> {
+    let gateways = c.service().fleet(env).await?;
     Ok(Json(Fleet {
         env,
         gateways: gateways.into_iter().map(views::gateway_seen).collect(),
     }))
+}
+
+/// This resource's routes.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/v1/fleet", get(fleet))
 }

@@ -2,14 +2,18 @@
 //! Gateway tokens only ([`Gateway`]); each request names the gateway in its query
 //! ([`GatewayQuery`]).
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use super::AppState;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use rampart_model::clock::unix_ms;
 use rampart_model::wire::{ConfigAck, GatewayReport, SampleBatch};
 
-use super::St;
 use super::auth::Gateway;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, GatewayQuery};
@@ -29,29 +33,18 @@ fn seen(q: &GatewayQuery) -> GatewaySeen {
     }
 }
 
-#[utoipa::path(
-    get,
-    path = "/v1/gateways/stream",
-    tag = GATEWAYS_TAG,
-    params(GatewayQuery),
-    responses((status = 200, description = "text/event-stream of `snapshot` events (id: version, data: snapshot JSON); honours Last-Event-ID", body = String, content_type = "text/event-stream"))
-)]
+#[utoipa::path(get, path = "/v1/gateways/stream", tag = GATEWAYS_TAG, params(GatewayQuery), responses((status = 200, description = "text/event-stream of `snapshot` events (id: version, data: snapshot JSON); honours Last-Event-ID", body = String, content_type = "text/event-stream")))]
 /// The snapshot stream of one gateway: a `snapshot` event on connect (unless the gateway's
 /// `Last-Event-ID` names the newest version already) and on every new snapshot.
-pub async fn gateway_stream(
-    State(s): St,
-    _: Gateway,
-    q: GatewayQuery,
-    headers: HeaderMap,
-) -> ApiResult<impl IntoResponse> {
-    s.service.gateway_seen(&seen(&q)).await?;
+pub async fn gateway_stream(gw: Gateway, headers: HeaderMap) -> ApiResult<impl IntoResponse> {
+    gw.app.service.gateway_seen(&seen(&gw.q)).await?;
     let last: Option<u64> = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
-    let rx = s.subscribe(q.env);
+    let rx = gw.app.subscribe(gw.q.env);
     if rx.borrow().is_none() {
-        s.publish(q.env).await;
+        gw.app.publish(gw.q.env).await;
     }
     let stream = futures_util::stream::unfold((rx, last), |(mut rx, mut last)| async move {
         loop {
@@ -74,65 +67,44 @@ pub async fn gateway_stream(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(10))))
 }
 
-#[utoipa::path(
-    post,
-    path = "/v1/gateways/ack",
-    tag = GATEWAYS_TAG,
-    params(GatewayQuery),
-    request_body(content = ConfigAck, description = "`{ kind: ack, hash }` or `{ kind: nack, hash, reason }`"),
-    responses((status = 204, description = "recorded"))
-)]
+#[utoipa::path(post, path = "/v1/gateways/ack", tag = GATEWAYS_TAG, params(GatewayQuery), request_body(content = ConfigAck, description = "`{ kind: ack, hash }` or `{ kind: nack, hash, reason }`"), responses((status = 204, description = "recorded")))]
 /// A gateway's ACK or NACK of a snapshot.
-pub async fn gateway_ack(
-    State(s): St,
-    _: Gateway,
-    q: GatewayQuery,
-    Body(ack): Body<ConfigAck>,
-) -> ApiResult<StatusCode> {
-    s.service.gateway_ack(seen(&q), &ack).await?;
+pub async fn gateway_ack(gw: Gateway, Body(ack): Body<ConfigAck>) -> ApiResult<StatusCode> {
+    gw.app.service.gateway_ack(seen(&gw.q), &ack).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(
-    post,
-    path = "/v1/gateways/report",
-    tag = GATEWAYS_TAG,
-    params(GatewayQuery),
-    request_body(content = GatewayReport, description = "the gateway's identity, the snapshot it runs and its counters"),
-    responses((status = 204, description = "recorded"))
-)]
+#[utoipa::path(post, path = "/v1/gateways/report", tag = GATEWAYS_TAG, params(GatewayQuery), request_body(content = GatewayReport, description = "the gateway's identity, the snapshot it runs and its counters"), responses((status = 204, description = "recorded")))]
 /// A gateway's report: its identity, the snapshot it runs and its counters.
 pub async fn gateway_report(
-    State(s): St,
-    _: Gateway,
-    q: GatewayQuery,
+    gw: Gateway,
     Body(report): Body<GatewayReport>,
 ) -> ApiResult<StatusCode> {
-    s.service.gateway_report(q.env, &report).await?;
+    gw.app.service.gateway_report(gw.q.env, &report).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(
-    post,
-    path = "/v1/gateways/samples",
-    tag = GATEWAYS_TAG,
-    params(GatewayQuery),
-    request_body(content = SampleBatch, description = "recent request samples of the gateway"),
-    responses((status = 204, description = "kept"))
-)]
+#[utoipa::path(post, path = "/v1/gateways/samples", tag = GATEWAYS_TAG, params(GatewayQuery), request_body(content = SampleBatch, description = "recent request samples of the gateway"), responses((status = 204, description = "kept")))]
 /// Recent request samples of a gateway (credentials already fingerprinted), for the impact test.
-pub async fn gateway_samples(
-    State(s): St,
-    _: Gateway,
-    q: GatewayQuery,
-    Body(batch): Body<SampleBatch>,
-) -> ApiResult<StatusCode> {
-    if batch.gateway.id != q.id {
+pub async fn gateway_samples(gw: Gateway, Body(batch): Body<SampleBatch>) -> ApiResult<StatusCode> {
+    if batch.gateway.id != gw.q.id {
         return Err(ApiError::bad_body(format!(
             "gateway: the batch is from `{}` but the query names `{}`",
-            batch.gateway.id, q.id
+            batch.gateway.id, gw.q.id
         )));
     }
-    s.service.gateway_samples(q.env, &q.id, &batch).await?;
+    gw.app
+        .service
+        .gateway_samples(gw.q.env, &gw.q.id, &batch)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// This resource's routes.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/gateways/stream", get(gateway_stream))
+        .route("/v1/gateways/ack", post(gateway_ack))
+        .route("/v1/gateways/report", post(gateway_report))
+        .route("/v1/gateways/samples", post(gateway_samples))
 }

@@ -67,11 +67,8 @@ pub mod rollouts;
 pub mod state;
 pub mod tokens;
 
-use std::sync::Arc;
-
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{get, post};
+use axum::extract::DefaultBodyLimit;
 
 pub use error::ApiError;
 pub use openapi::ApiDoc;
@@ -87,8 +84,6 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The most changes a list returns.
 pub const MAX_LIST: u32 = 500;
 
-type St = State<Arc<AppState>>;
-
 /// The admin API over `store`, with `rules`.
 pub fn router(store: Store, rules: RulesConfig) -> Router {
     router_with(Service::new(store, rules))
@@ -97,35 +92,14 @@ pub fn router(store: Store, rules: RulesConfig) -> Router {
 /// The admin API over a service.
 pub fn router_with(service: Service) -> Router {
     Router::new()
-        .route("/v1/envs/{env}/config", get(envs::get_config))
-        .route("/v1/envs/{env}/flags", get(envs::get_flags))
-        .route("/v1/envs/{env}/flags/{name}", get(envs::get_flag))
-        .route("/v1/envs/{env}/snapshot", get(envs::get_snapshot))
-        .route("/v1/envs/{env}/rollback", post(envs::rollback))
-        .route(
-            "/v1/envs/{env}/changes",
-            get(changes::list_changes).post(changes::submit),
-        )
-        .route("/v1/changes/{id}", get(changes::get_change))
-        .route("/v1/changes/{id}/approve", post(changes::approve))
-        .route("/v1/changes/{id}/reject", post(changes::reject))
-        .route("/v1/changes/{id}/withdraw", post(changes::withdraw))
-        .route("/v1/changes/{id}/apply", post(changes::apply))
-        .route("/v1/envs/{env}/rollouts", get(rollouts::list_rollouts))
-        .route("/v1/rollouts/{id}", get(rollouts::get_rollout))
-        .route(
-            "/v1/rollouts/{id}/{action}",
-            post(rollouts::control_rollout),
-        )
-        .route("/v1/audit", get(audit::get_audit))
-        .route("/v1/audit/verify", get(audit::verify_audit))
-        .route("/v1/tokens", post(tokens::create_token))
-        .route("/v1/fleet", get(fleet::fleet))
-        .route("/v1/gateways/stream", get(gateways::gateway_stream))
-        .route("/v1/gateways/ack", post(gateways::gateway_ack))
-        .route("/v1/gateways/report", post(gateways::gateway_report))
-        .route("/v1/gateways/samples", post(gateways::gateway_samples))
-        .route("/openapi.json", get(openapi::openapi))
+        .merge(envs::routes())
+        .merge(changes::routes())
+        .merge(rollouts::routes())
+        .merge(audit::routes())
+        .merge(tokens::routes())
+        .merge(fleet::routes())
+        .merge(gateways::routes())
+        .merge(openapi::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(AppState::start(service))

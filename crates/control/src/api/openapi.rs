@@ -5,6 +5,12 @@
 //! Each handler's `#[utoipa::path]` says only what is its own (method, path, tag, parameters,
 //! body, success and specific errors); [`Shared`] adds to every operation what they all have.
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+
+use super::AppState;
 use axum::Json;
 use utoipa::IntoResponses;
 use utoipa::OpenApi as _;
@@ -79,4 +85,9 @@ impl utoipa::Modify for Shared {
 /// `GET /openapi.json`.
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+/// This resource's routes.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/openapi.json", get(openapi))
 }

@@ -1,13 +1,18 @@
 //! Rollouts: list, read, and pause, resume or abort.
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use super::AppState;
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::Path;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use rampart_api::{ControlRequest, RolloutAction, RolloutList, RolloutView};
 use rampart_model::parse_name;
 
-use super::St;
 use super::auth::Caller;
 use super::auth::{User, may};
 use super::error::doc::{Conflict, NotFound};
@@ -16,55 +21,30 @@ use super::extract::{Body, Env};
 use crate::rules::Permission;
 use crate::service::views;
 
-#[utoipa::path(
-    get,
-    path = "/v1/envs/{env}/rollouts",
-    tag = "rollouts",
-    params(Env),
-    responses((status = 200, description = "the newest rollouts, newest first", body = RolloutList), NotFound)
-)]
+#[utoipa::path(get, path = "/v1/envs/{env}/rollouts", tag = "rollouts", params(Env), responses((status = 200, description = "the newest rollouts, newest first", body = RolloutList), NotFound))]
 /// The newest rollouts of an environment.
-pub async fn list_rollouts(
-    State(s): St,
-    _: Caller<may::Read>,
-    Env(env): Env,
-) -> ApiResult<Json<RolloutList>> {
-    let rollouts = s.service.rollouts().views(env, 50).await?;
+pub async fn list_rollouts(c: Caller<may::Read>, Env(env): Env) -> ApiResult<Json<RolloutList>> {
+    let rollouts = c.service().rollouts().views(env, 50).await?;
     Ok(Json(RolloutList {
         rollouts: rollouts.into_iter().map(views::rollout_view).collect(),
     }))
 }
 
-#[utoipa::path(
-    get,
-    path = "/v1/rollouts/{id}",
-    tag = "rollouts",
-    params(("id" = String, Path, description = "the rollout id")),
-    responses((status = 200, description = "the rollout: plan, stage, soak, last evaluation of the gates, decisions with evidence", body = RolloutView), NotFound)
-)]
+#[utoipa::path(get, path = "/v1/rollouts/{id}", tag = "rollouts", params(("id" = String, Path, description = "the rollout id")), responses((status = 200, description = "the rollout: plan, stage, soak, last evaluation of the gates, decisions with evidence", body = RolloutView), NotFound))]
 /// One rollout.
 pub async fn get_rollout(
-    State(s): St,
-    _: Caller<may::Read>,
+    c: Caller<may::Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RolloutView>> {
     Ok(Json(views::rollout_view(
-        s.service.rollouts().view(&id).await?,
+        c.service().rollouts().view(&id).await?,
     )))
 }
 
-#[utoipa::path(
-    post,
-    path = "/v1/rollouts/{id}/{action}",
-    tag = "rollouts",
-    params(("id" = String, Path, description = "the rollout id"), ("action" = RolloutAction, Path, description = "pause, resume or abort")),
-    request_body = ControlRequest,
-    responses((status = 200, description = "the rollout after the action", body = RolloutView), NotFound, Conflict)
-)]
+#[utoipa::path(post, path = "/v1/rollouts/{id}/{action}", tag = "rollouts", params(("id" = String, Path, description = "the rollout id"), ("action" = RolloutAction, Path, description = "pause, resume or abort")), request_body = ControlRequest, responses((status = 200, description = "the rollout after the action", body = RolloutView), NotFound, Conflict))]
 /// Pause, resume or abort a rollout. Abort returns the environment to its LKG at once, and
 /// needs the rollback permission; pause and resume need apply's.
 pub async fn control_rollout(
-    State(s): St,
     user: User,
     Path((id, action)): Path<(String, String)>,
     bytes: Result<Bytes, BytesRejection>,
@@ -83,15 +63,23 @@ pub async fn control_rollout(
         ))
     })?;
     let reason = b.reason.as_deref();
-    let service = &s.service;
+    let service = caller.service();
     let view = match action {
         RolloutAction::Pause => service.rollouts().pause(&id, &caller.name, reason).await?,
         RolloutAction::Resume => service.rollouts().resume(&id, &caller.name, reason).await?,
         RolloutAction::Abort => {
             let v = service.rollouts().abort(&id, &caller.name, reason).await?;
-            s.publish(v.record.env).await;
+            caller.app.publish(v.record.env).await;
             v
         }
     };
     Ok(Json(views::rollout_view(view)))
+}
+
+/// This resource's routes.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/envs/{env}/rollouts", get(list_rollouts))
+        .route("/v1/rollouts/{id}", get(get_rollout))
+        .route("/v1/rollouts/{id}/{action}", post(control_rollout))
 }

@@ -1,26 +1,23 @@
 //! Tokens.
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::post;
+
+use super::AppState;
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
 use rampart_api::{TokenCreated, TokenKind, TokenRequest};
 
-use super::St;
 use super::auth::{Caller, may};
 use super::error::doc::Invalid;
 use super::error::{ApiError, ApiResult};
 use super::extract::Body;
 use crate::service::views;
 
-#[utoipa::path(
-    post,
-    path = "/v1/tokens",
-    tag = "rampart",
-    request_body = TokenRequest,
-    responses((status = 201, description = "the token and its secret, shown once", body = TokenCreated), Invalid)
-)]
+#[utoipa::path(post, path = "/v1/tokens", tag = "rampart", request_body = TokenRequest, responses((status = 201, description = "the token and its secret, shown once", body = TokenCreated), Invalid))]
 pub async fn create_token(
-    State(s): St,
     caller: Caller<may::ManageTokens>,
     Body(b): Body<TokenRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
@@ -43,10 +40,15 @@ pub async fn create_token(
             ));
         }
     };
-    let (record, secret) = s
-        .service
+    let (record, secret) = caller
+        .service()
         .create_token(&caller.name, &b.name, b.kind, role)
         .await?;
     let token = views::token_record(record);
     Ok((StatusCode::CREATED, Json(TokenCreated { token, secret })))
+}
+
+/// This resource's routes.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/v1/tokens", post(create_token))
 }
