@@ -8,12 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// Test upstreams, the patterned body and the metrics reader are the gateway's own (each
-/// test file uses only some of them).
+/// The test upstreams and the metrics reader are the gateway's own (`testing` feature).
 #[allow(unused_imports)]
-pub use rampart_gateway::testing::{
-    FNV_OFFSET, PatternBody, Upstream, body_upstream, fnv1a, metric_sum, pattern_byte, upstream,
-};
+pub use rampart_gateway::testing::{Upstream, metric_sum, upstream};
 
 /// The `rampart` binary under test.
 pub fn rampart_bin() -> &'static str {
@@ -27,18 +24,6 @@ pub struct Gateway {
     pub admin: SocketAddr,
     pub tls: Option<SocketAddr>,
     pub log: PathBuf,
-}
-
-/// Start a gateway. `config` is the watched file (or none, to boot from the LKG).
-/// The gateway polls its file every 50 ms and calls a snapshot stable after 1 s unless
-/// `extra` overrides it. Panics, with the gateway's log, if it is not ready in 30 s.
-pub fn start_gateway(
-    config: Option<&Path>,
-    data_dir: &Path,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> Gateway {
-    start_gateway_with_args(config, data_dir, extra, env)
 }
 
 impl Gateway {
@@ -77,20 +62,40 @@ impl Gateway {
     /// Wait until the admin API reports snapshot `hash` (or any, if `None`) as active.
     pub async fn wait_for_snapshot(&self, hash: Option<&str>) {
         let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = client.get(self.admin_url("/readyz")).send().await {
-                let text = r.text().await.unwrap_or_default();
-                if text.starts_with("ready") && hash.is_none_or(|h| text.contains(h)) {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
+        let ready = async || {
+            let r = client.get(self.admin_url("/readyz")).send().await;
+            let text = match r {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            (text.starts_with("ready") && hash.is_none_or(|h| text.contains(h)))
+                .then_some(())
+                .ok_or(())
+        };
+        let fail = |()| {
+            format!(
                 "snapshot {hash:?} never became active; log:\n{}",
                 self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            )
+        };
+        poll_until(Duration::from_secs(20), 25, ready, fail).await;
+    }
+}
+
+/// Call `probe` every `every_ms` milliseconds until it answers `Ok`, and return that; after
+/// `within`, panic with the message `fail` makes of its last `Err` (what it saw instead).
+pub async fn poll_until<T, L>(
+    within: Duration,
+    every_ms: u64,
+    mut probe: impl AsyncFnMut() -> Result<T, L>,
+    fail: impl FnOnce(L) -> String,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => panic!("{}", fail(last)),
+            Err(_) => tokio::time::sleep(Duration::from_millis(every_ms)).await,
         }
     }
 }
@@ -123,10 +128,10 @@ pub fn write_atomic(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-/// Like [`start_gateway`], but `args` may set `--cell`, `--id`, `--poll-ms`,
-/// `--stability-secs` and `--drain-secs` itself: clap refuses a flag given twice, so
-/// `start_gateway`'s `extra` cannot override them. The defaults (eu-1, gw-test, 50 ms, 1 s,
-/// 5 s) apply to those `args` leaves out.
+/// Start a gateway. `config` is the watched file (or none, to boot from the LKG); `args` are
+/// extra flags, and may set `--cell`, `--id`, `--poll-ms`, `--stability-secs` and
+/// `--drain-secs` (defaults: eu-1, gw-test, 50 ms, 1 s, 5 s); `env` is added to the process
+/// environment. Panics, with the gateway's log, if it is not ready in 30 s.
 pub fn start_gateway_with_args(
     config: Option<&Path>,
     data_dir: &Path,
