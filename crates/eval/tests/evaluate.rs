@@ -24,16 +24,16 @@ fn gateway(cell: &str) -> GatewayIdentity {
     }
 }
 
-struct Req {
-    method: &'static str,
-    host: &'static str,
-    path: &'static str,
+struct Req<'a> {
+    method: &'a str,
+    host: &'a str,
+    path: &'a str,
     ip: IpAddr,
-    headers: Vec<(&'static str, &'static str)>,
+    headers: Vec<(&'a str, &'a str)>,
     gw: GatewayIdentity,
 }
 
-fn req(method: &'static str, host: &'static str, path: &'static str) -> Req {
+fn req<'a>(method: &'a str, host: &'a str, path: &'a str) -> Req<'a> {
     Req {
         method,
         host,
@@ -44,8 +44,8 @@ fn req(method: &'static str, host: &'static str, path: &'static str) -> Req {
     }
 }
 
-impl Req {
-    fn header(mut self, n: &'static str, v: &'static str) -> Self {
+impl<'a> Req<'a> {
+    fn header(mut self, n: &'a str, v: &'a str) -> Self {
         self.headers.push((n, v));
         self
     }
@@ -80,64 +80,49 @@ fn evaluator(cfg: Config) -> Evaluator {
 #[test]
 fn routes_by_host_path_method_and_header() {
     let ev = evaluator(example());
-    let route = |r: Req| {
+    let route = |r: Req<'_>| {
         r.with(|m| {
             ev.evaluate(m, Cohort::Baseline)
                 .route
                 .map(|r| r.id.to_owned())
         })
     };
-    assert_eq!(
-        route(req("GET", "jira.example.com", "/rest/api/2/issue")).as_deref(),
-        Some("jira-rest")
-    );
-    assert_eq!(
-        route(req("GET", "JIRA.example.com:443", "/browse/X-1")).as_deref(),
-        Some("jira-web")
-    );
-    assert_eq!(
-        route(req("PATCH", "jira.example.com", "/rest/export/x")).as_deref(),
-        Some("jira-web")
-    );
-    assert_eq!(
-        route(req("GET", "acme.atlassian-wiki.example.com", "/robots.txt")).as_deref(),
-        Some("confluence-robots")
-    );
-    assert_eq!(
-        route(req(
-            "GET",
-            "acme.atlassian-wiki.example.com",
-            "/robots.txt.bak"
-        ))
-        .as_deref(),
-        None
-    );
-    assert_eq!(
-        route(req("GET", "atlassian-wiki.example.com", "/wiki/")).as_deref(),
-        None,
-        "the bare suffix is not a subdomain"
-    );
-    assert_eq!(
-        route(req("GET", "a.atlassian-wiki.example.com", "/wiki/beta/x").header("x-beta", "0"))
-            .as_deref(),
-        Some("confluence-beta")
-    );
-    assert_eq!(
-        route(req("GET", "a.atlassian-wiki.example.com", "/wiki/beta/x")).as_deref(),
-        Some("confluence-web")
-    );
-    assert_eq!(
-        route(
-            req("POST", "bitbucket.example.com", "/scm/p/r.git").header("User-Agent", "git/2.43.0")
-        )
-        .as_deref(),
-        Some("bitbucket-git")
-    );
-    assert_eq!(
-        route(req("POST", "bitbucket.example.com", "/scm/p/r.git").header("user-agent", "curl/8"))
-            .as_deref(),
-        None
-    );
+    let wiki = "acme.atlassian-wiki.example.com";
+    let beta = "a.atlassian-wiki.example.com";
+    let git = || req("POST", "bitbucket.example.com", "/scm/p/r.git");
+    // (request, the route it takes)
+    let cases = [
+        (
+            req("GET", "jira.example.com", "/rest/api/2/issue"),
+            Some("jira-rest"),
+        ),
+        (
+            req("GET", "JIRA.example.com:443", "/browse/X-1"),
+            Some("jira-web"),
+        ),
+        (
+            req("PATCH", "jira.example.com", "/rest/export/x"),
+            Some("jira-web"),
+        ),
+        (req("GET", wiki, "/robots.txt"), Some("confluence-robots")),
+        (req("GET", wiki, "/robots.txt.bak"), None),
+        // The bare suffix is not a subdomain.
+        (req("GET", "atlassian-wiki.example.com", "/wiki/"), None),
+        (
+            req("GET", beta, "/wiki/beta/x").header("x-beta", "0"),
+            Some("confluence-beta"),
+        ),
+        (req("GET", beta, "/wiki/beta/x"), Some("confluence-web")),
+        (
+            git().header("User-Agent", "git/2.43.0"),
+            Some("bitbucket-git"),
+        ),
+        (git().header("user-agent", "curl/8"), None),
+    ];
+    for (r, want) in cases {
+        let (method, host, path) = (r.method, r.host, r.path);
+        assert_eq!(route(r).as_deref(), want, "{method} {host}{path}");
+    }
     let none = req("GET", "unknown.example.com", "/")
         .with(|m| s(&ev.evaluate(m, Cohort::Baseline).outcome));
     assert_eq!(
@@ -153,7 +138,7 @@ fn routes_by_host_path_method_and_header() {
 #[test]
 fn access_policy_by_cidr_tenant_and_flag_default() {
     let ev = evaluator(example());
-    let outcome = |r: Req| r.with(|m| s(&ev.evaluate(m, Cohort::Baseline).outcome));
+    let outcome = |r: Req<'_>| r.with(|m| s(&ev.evaluate(m, Cohort::Baseline).outcome));
     let denied = |policy: &'static str, status| {
         s(&Outcome::Deny {
             status,
@@ -211,7 +196,7 @@ fn access_policy_by_cidr_tenant_and_flag_default() {
 #[test]
 fn api_key_auth_checks_the_hash_and_sets_the_tenant() {
     let ev = evaluator(example());
-    let eval = |r: Req| {
+    let eval = |r: Req<'_>| {
         r.with(|m| {
             let d = ev.evaluate(m, Cohort::Baseline);
             (s(&d.outcome), d.tenant.map(str::to_owned))
@@ -251,7 +236,7 @@ fn api_key_auth_checks_the_hash_and_sets_the_tenant() {
 #[test]
 fn rate_limit_values_come_from_targeted_flag_rules() {
     let ev = evaluator(example());
-    let limits = |r: Req| {
+    let limits = |r: Req<'_>| {
         r.with(|m| {
             let d = ev.evaluate(m, Cohort::Baseline);
             d.rate_limits
@@ -441,19 +426,10 @@ fn cohorts_split_by_scope_and_sticky_bucket() {
         tenants
             .iter()
             .map(|t| {
-                let headers = [("x-tenant-id", t.as_str())];
-                let h = HeaderList(&headers);
-                let gw = gateway("us-1");
-                let m = RequestMeta {
-                    method: "GET",
-                    host: "jira.example.com",
-                    path: "/",
-                    client_ip: "127.0.0.1".parse().unwrap(),
-                    headers: &h,
-                    attributes: &[],
-                    gateway: &gw,
-                };
-                ev.cohort(&m) != Cohort::Baseline
+                req("GET", "jira.example.com", "/")
+                    .ip("127.0.0.1")
+                    .header("x-tenant-id", t)
+                    .with(|m| ev.cohort(m) != Cohort::Baseline)
             })
             .collect()
     };
@@ -518,19 +494,10 @@ fn flag_values_outside_routes() {
     let mut v2 = 0;
     for i in 0..1000 {
         let t = format!("t{i}");
-        let headers = [("x-tenant-id", t.as_str())];
-        let h = HeaderList(&headers);
-        let gw = gateway("us-1");
-        let m = RequestMeta {
-            method: "GET",
-            host: "h",
-            path: "/",
-            client_ip: "127.0.0.1".parse().unwrap(),
-            headers: &h,
-            attributes: &[],
-            gateway: &gw,
-        };
-        if ev.flag_value(Cohort::Baseline, id, &m)["backend"] == "v2" {
+        let r = req("GET", "h", "/")
+            .ip("127.0.0.1")
+            .header("x-tenant-id", &t);
+        if r.with(|m| ev.flag_value(Cohort::Baseline, id, m)["backend"] == "v2") {
             v2 += 1;
         }
     }
