@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use rampart_eval::{
-    Cohort, DenyReason, Evaluator, HeaderEdit, HeaderList, LimitKey, Outcome, RequestMeta,
+    Cohort, Decision, DenyReason, Evaluator, HeaderEdit, HeaderList, LimitKey, Outcome, RequestMeta,
 };
 use rampart_model::load::from_yaml;
 use rampart_model::snapshot::StageScope;
@@ -65,6 +65,10 @@ impl<'a> Req<'a> {
             gateway: &self.gw,
         };
         f(&meta)
+    }
+    /// The baseline decision of `ev` on this request, given to `f`.
+    fn decide<R>(&self, ev: &Evaluator, f: impl FnOnce(Decision<'_>) -> R) -> R {
+        self.with(|m| f(ev.evaluate(m, Cohort::Baseline)))
     }
 }
 
@@ -176,8 +180,7 @@ fn access_policy_by_cidr_tenant_and_flag_default() {
         .unwrap()
         .default = json!("allow");
     let ev = evaluator(cfg);
-    let d = req("GET", "bitbucket.example.com", "/admin/x").with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
+    let d = req("GET", "bitbucket.example.com", "/admin/x").decide(&ev, |d| {
         (
             s(&d.outcome),
             d.flags
@@ -196,12 +199,7 @@ fn access_policy_by_cidr_tenant_and_flag_default() {
 #[test]
 fn api_key_auth_checks_the_hash_and_sets_the_tenant() {
     let ev = evaluator(example());
-    let eval = |r: Req<'_>| {
-        r.with(|m| {
-            let d = ev.evaluate(m, Cohort::Baseline);
-            (s(&d.outcome), d.tenant.map(str::to_owned))
-        })
-    };
+    let eval = |r: Req<'_>| r.decide(&ev, |d| (s(&d.outcome), d.tenant.map(str::to_owned)));
     let missing = eval(req("GET", "jira.example.com", "/rest/api/2/issue"));
     assert_eq!(
         missing.0,
@@ -237,8 +235,7 @@ fn api_key_auth_checks_the_hash_and_sets_the_tenant() {
 fn rate_limit_values_come_from_targeted_flag_rules() {
     let ev = evaluator(example());
     let limits = |r: Req<'_>| {
-        r.with(|m| {
-            let d = ev.evaluate(m, Cohort::Baseline);
+        r.decide(&ev, |d| {
             d.rate_limits
                 .iter()
                 .map(|l| {
@@ -285,8 +282,7 @@ fn rate_limit_values_come_from_targeted_flag_rules() {
     let keyed = req("GET", "bitbucket.example.com", "/scm/x")
         .header("user-agent", "git/2.1")
         .header("x-api-key", "bitbucket-mirror-demo-key");
-    keyed.with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
+    keyed.decide(&ev, |d| {
         assert_eq!(
             d.rate_limits[0].key,
             LimitKey::Header("bitbucket-mirror-demo-key")
@@ -298,8 +294,7 @@ fn rate_limit_values_come_from_targeted_flag_rules() {
 #[test]
 fn header_rules_static_responses_and_timeouts() {
     let ev = evaluator(example());
-    req("GET", "x.atlassian-wiki.example.com", "/wiki/spaces").with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
+    req("GET", "x.atlassian-wiki.example.com", "/wiki/spaces").decide(&ev, |d| {
         assert_eq!(d.outcome, Outcome::Allow);
         assert_eq!(
             d.request_headers.as_slice(),
@@ -318,15 +313,13 @@ fn header_rules_static_responses_and_timeouts() {
         gw: gateway("eu-1"),
         ..req("GET", "x.atlassian-wiki.example.com", "/wiki/spaces")
     };
-    eu.with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
+    eu.decide(&ev, |d| {
         assert!(d.response_headers.contains(&HeaderEdit::Set(
             "x-banner",
             "Scheduled maintenance Sunday 02:00 UTC"
         )));
     });
-    req("GET", "a.atlassian-wiki.example.com", "/robots.txt").with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
+    req("GET", "a.atlassian-wiki.example.com", "/robots.txt").decide(&ev, |d| {
         assert!(matches!(
             d.outcome,
             Outcome::Static {
@@ -336,8 +329,7 @@ fn header_rules_static_responses_and_timeouts() {
             }
         ));
     });
-    req("GET", "jira.example.com", "/rest/export/all").with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
+    req("GET", "jira.example.com", "/rest/export/all").decide(&ev, |d| {
         assert_eq!(
             d.outcome,
             Outcome::Deny {
@@ -349,8 +341,7 @@ fn header_rules_static_responses_and_timeouts() {
     });
     req("GET", "jira.example.com", "/rest/export/all")
         .header("x-api-key", JIRA_KEY)
-        .with(|m| {
-            let d = ev.evaluate(m, Cohort::Baseline);
+        .decide(&ev, |d| {
             assert_eq!((d.timeout_ms, d.retry_attempts), (Some(60_000), Some(0)));
         });
     // The maintenance page is off until its flag is on.
@@ -479,8 +470,7 @@ fn gateways_run_declared_deny_all_configs() {
     let cfg = maintenance_on(example());
     assert!(rampart_model::validate::validate(&cfg, &Default::default()).is_err());
     let ev = evaluator(cfg);
-    req("GET", "jira.example.com", "/browse/X-1").with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
+    req("GET", "jira.example.com", "/browse/X-1").decide(&ev, |d| {
         assert!(matches!(d.outcome, Outcome::Static { status: 503, .. }));
         let names: Vec<_> = d.flags.iter().map(|f| f.name).collect();
         assert_eq!(names, ["jira-maintenance", "maintenance-status"]);
