@@ -172,6 +172,12 @@ decoys=""
 for i in $(seq 1 20); do
     decoys+="          - { id: decoy-$i, sha256: $(printf 'decoy-%s' "$i" | sha256sum | cut -d' ' -f1), tenant: t$i }"$'\n'
 done
+# The header edits are the example fleet's `security-headers` policy, as it stands there.
+security_headers=$(sed -n '/^  - id: security-headers$/,/^        remove: \[server\]$/p' examples/fleet.yaml)
+if [ "$(printf '%s\n' "$security_headers" | wc -l)" -ne 11 ]; then
+    log "examples/fleet.yaml has no 11-line security-headers policy"
+    exit 1
+fi
 cat >"$TMP/fleet.yaml" <<EOF
 environment: prod
 settings:
@@ -201,17 +207,7 @@ policies:
           - { id: bench-client, sha256: $KEY_SHA, tenant: $TENANT }
 $decoys  - id: bench-rate-limit
     rate_limit: { per_second: 1000000, burst: 1000000, key: tenant }
-  - id: security-headers
-    headers:
-      request:
-        set:
-          - { name: x-rampart-edge, value: "1" }
-        remove: [x-debug]
-      response:
-        set:
-          - { name: strict-transport-security, value: "max-age=31536000" }
-          - { name: x-content-type-options, value: nosniff }
-        remove: [server]
+$security_headers
 routes:
   - id: bench-api
     product: bench

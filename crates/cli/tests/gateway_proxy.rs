@@ -43,7 +43,7 @@ routes:
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("fleet.yaml");
     write_atomic(&file, &fleet);
-    let mut gw = start_gateway(Some(&file), &dir.path().join("gw"), &[], &[]);
+    let mut gw = start_gateway_with_args(Some(&file), &dir.path().join("gw"), &[], &[]);
     gw.wait_for_snapshot(None).await;
     let inflight = {
         let url = gw.url("/slow");

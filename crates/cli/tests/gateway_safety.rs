@@ -75,6 +75,21 @@ fn with_rollout(baseline: &str, id: &str, candidate: &str) -> Snapshot {
     )
 }
 
+/// A snapshot whose baseline serves from `baseline` tagged `baseline`, and whose rollout `id`
+/// sends every request to `candidate`, tagged `candidate` and with `request_header` set.
+fn baseline_and_candidate(
+    id: &str,
+    baseline: SocketAddr,
+    candidate: SocketAddr,
+    request_header: Option<(&str, &str)>,
+) -> Snapshot {
+    with_rollout(
+        &fleet(baseline, "baseline", None),
+        id,
+        &fleet(candidate, "candidate", request_header),
+    )
+}
+
 /// The gateway's log without ANSI colour codes.
 fn plain_log(gw: &Gateway) -> String {
     let raw = gw.log();
@@ -106,55 +121,51 @@ fn log_lines(gw: &Gateway, needle: &str) -> Vec<String> {
 
 /// Wait until at least `count` log lines contain `needle`; returns them.
 async fn wait_for_log(gw: &Gateway, needle: &str, count: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let lines = log_lines(gw, needle);
-        if lines.len() >= count {
-            return lines;
-        }
-        assert!(
-            Instant::now() < deadline,
+    let lines = async || {
+        Some(log_lines(gw, needle))
+            .filter(|l| l.len() >= count)
+            .ok_or(())
+    };
+    let fail = |()| {
+        format!(
             "the log never had {count} line(s) with {needle:?}:\n{}",
             plain_log(gw)
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        )
+    };
+    poll_until(Duration::from_secs(15), 25, lines, fail).await
+}
+
+/// The one log line that contains `needle`; it must contain every one of `fragments`. Panics
+/// with the log if there is not exactly one such line or it lacks a fragment.
+fn one_log_line(gw: &Gateway, needle: &str, fragments: &[&str]) -> String {
+    let lines = log_lines(gw, needle);
+    assert!(
+        lines.len() == 1 && fragments.iter().all(|f| lines[0].contains(f)),
+        "{lines:?} (one line with {needle:?} and {fragments:?}); log:\n{}",
+        plain_log(gw)
+    );
+    lines.into_iter().next().unwrap()
 }
 
 /// The sum of every sample of a metric family (all label sets), 0 if absent.
 async fn metric(client: &reqwest::Client, gw: &Gateway, name: &str) -> f64 {
-    let text = client
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    let r = client.get(gw.admin_url("/metrics")).send().await.unwrap();
+    metric_sum(&r.text().await.unwrap(), name, &[]).unwrap_or(0.0)
 }
 
 /// Wait until a metric reaches `at_least`; returns its value.
 async fn wait_for_metric(client: &reqwest::Client, gw: &Gateway, name: &str, at_least: f64) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+    let value = async || {
         let v = metric(client, gw, name).await;
-        if v >= at_least {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
+        if v >= at_least { Ok(v) } else { Err(v) }
+    };
+    let fail = |v| {
+        format!(
             "{name} stayed at {v}, below {at_least}; log:\n{}",
             plain_log(gw)
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        )
+    };
+    poll_until(Duration::from_secs(15), 25, value, fail).await
 }
 
 async fn cohorts(client: &reqwest::Client, gw: &Gateway) -> Value {
@@ -205,38 +216,54 @@ async fn readyz(client: &reqwest::Client, gw: &Gateway) -> (u16, String) {
 
 /// Wait until `path` exists and contains `needle` (a snapshot hash).
 async fn wait_for_file_with(path: &Path, needle: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        if std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never contained {needle}",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let file = async || {
+        let text = std::fs::read_to_string(path);
+        text.is_ok_and(|t| t.contains(needle))
+            .then_some(())
+            .ok_or(())
+    };
+    poll_until(within, 25, file, |()| {
+        format!("{} never contained {needle}", path.display())
+    })
+    .await;
 }
 
 /// Wait until the crash-loop guard's activation marker names `hash`.
 async fn wait_for_marker(guard: &Path, hash: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    let marker = async || {
         let marker = std::fs::read_to_string(guard)
             .ok()
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())
             .and_then(|v| v["activating"]["hash"].as_str().map(str::to_owned));
         if marker.as_deref() == Some(hash) {
-            return;
+            Ok(())
+        } else {
+            Err(marker)
         }
-        assert!(
-            Instant::now() < deadline,
+    };
+    let fail = |marker| {
+        format!(
             "no activation marker for {hash} in {}: {marker:?}",
             guard.display()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        )
+    };
+    poll_until(Duration::from_secs(5), 10, marker, fail).await;
+}
+
+/// Write `snapshot` to `dir/snapshot.json` and start a gateway on it with its data in
+/// `dir/<data>`; returns it once the snapshot is active, and the snapshot's hash.
+async fn serve_snapshot(
+    dir: &Path,
+    data: &str,
+    snapshot: &Snapshot,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Gateway, String) {
+    let (file, hash) = (dir.join("snapshot.json"), snapshot.hash().to_string());
+    write_atomic(&file, &snapshot.to_json_pretty());
+    let gw = start_gateway_with_args(Some(&file), &dir.join(data), args, env);
+    gw.wait_for_snapshot(Some(&hash)).await;
+    (gw, hash)
 }
 
 /// Change one character of a snapshot's content (not its hash) so the hash no longer verifies.
@@ -256,7 +283,7 @@ async fn a_refused_config_keeps_the_old_one_serving() {
     let file = dir.path().join("fleet.yaml");
     let good = fleet(up.addr, "old", None);
     write_atomic(&file, &good);
-    let gw = start_gateway(Some(&file), &dir.path().join("gw"), &[], &[]);
+    let gw = start_gateway_with_args(Some(&file), &dir.path().join("gw"), &[], &[]);
     gw.wait_for_snapshot(Some(&hash_of(&good))).await;
     let client = reqwest::Client::new();
     assert_served(&client, &gw, "old", 3).await;
@@ -312,10 +339,7 @@ async fn a_refused_config_keeps_the_old_one_serving() {
     assert_eq!(status, 200);
     assert!(ready.contains(&hash_of(&good)), "{ready}");
     assert_served(&client, &gw, "old", 5).await;
-    assert_eq!(
-        log_lines(&gw, "snapshot refused; still serving the previous one").len(),
-        1
-    );
+    one_log_line(&gw, "snapshot refused; still serving the previous one", &[]);
 
     // A good edit still goes through.
     let edited = fleet(up.addr, "new", None);
@@ -456,7 +480,7 @@ async fn boots_from_the_lkg_without_a_source() {
     write_atomic(&file, &yaml);
     let client = reqwest::Client::new();
 
-    let mut first = start_gateway(Some(&file), &data, &[], &[]);
+    let mut first = start_gateway_with_args(Some(&file), &data, &[], &[]);
     first.wait_for_snapshot(Some(&hash)).await;
     assert_served(&client, &first, "lkg", 2).await;
     wait_for_file_with(&data.join("current.json"), &hash, Duration::from_secs(10)).await;
@@ -464,7 +488,7 @@ async fn boots_from_the_lkg_without_a_source() {
 
     // The source is gone: no --config at all.
     std::fs::remove_file(&file).unwrap();
-    let second = start_gateway(None, &data, &[], &[]);
+    let second = start_gateway_with_args(None, &data, &[], &[]);
     second.wait_for_snapshot(Some(&hash)).await;
     let (status, ready) = readyz(&client, &second).await;
     assert_eq!(
@@ -472,11 +496,10 @@ async fn boots_from_the_lkg_without_a_source() {
         (200, format!("ready {hash}").as_str())
     );
     assert_served(&client, &second, "lkg", 3).await;
-    let lines = log_lines(&second, "booted from the last known good on disk");
-    assert!(
-        lines.len() == 1 && lines[0].contains("file=\"current\"") && lines[0].contains(&hash),
-        "{}",
-        plain_log(&second)
+    one_log_line(
+        &second,
+        "booted from the last known good on disk",
+        &["file=\"current\"", &hash],
     );
 }
 
@@ -503,7 +526,7 @@ async fn a_corrupted_lkg_is_refused() {
     )
     .unwrap();
     corrupt(&current, "\"alpha\"", "\"alphb\"");
-    let gw = start_gateway(None, &data, &[], &[]);
+    let gw = start_gateway_with_args(None, &data, &[], &[]);
     let refused = wait_for_log(&gw, "refusing the last known good file", 1).await;
     assert!(
         refused[0].contains("corrupt")
@@ -533,7 +556,7 @@ async fn a_corrupted_lkg_is_refused() {
     let (file, data) = (dir.path().join("fleet.yaml"), dir.path().join("rotated"));
     let (current, previous) = (data.join("current.json"), data.join("previous.json"));
     write_atomic(&file, &alpha);
-    let mut writer = start_gateway(Some(&file), &data, &[], &[]);
+    let mut writer = start_gateway_with_args(Some(&file), &data, &[], &[]);
     writer.wait_for_snapshot(Some(&hash_alpha)).await;
     wait_for_file_with(&current, &hash_alpha, Duration::from_secs(10)).await;
     write_atomic(&file, &beta);
@@ -543,22 +566,19 @@ async fn a_corrupted_lkg_is_refused() {
     assert!(writer.signal("TERM").success());
     corrupt(&current, "\"beta\"", "\"betb\"");
 
-    let gw = start_gateway(None, &data, &[], &[]);
+    let gw = start_gateway_with_args(None, &data, &[], &[]);
     gw.wait_for_snapshot(Some(&hash_alpha)).await;
     assert_served(&client, &gw, "alpha", 3).await;
-    let refused = log_lines(&gw, "refusing the last known good file");
-    assert!(
-        refused.len() == 1
-            && refused[0].contains("corrupt")
-            && refused[0].contains(&current.display().to_string()),
-        "{}",
-        plain_log(&gw)
+    let path = current.display().to_string();
+    one_log_line(
+        &gw,
+        "refusing the last known good file",
+        &["corrupt", &path],
     );
-    let booted = log_lines(&gw, "booted from the last known good on disk");
-    assert!(
-        booted.len() == 1 && booted[0].contains("file=\"previous\""),
-        "{}",
-        plain_log(&gw)
+    one_log_line(
+        &gw,
+        "booted from the last known good on disk",
+        &["file=\"previous\""],
     );
 }
 
@@ -598,12 +618,8 @@ async fn the_crash_loop_guard_quarantines_a_crashing_snapshot() {
             "B may have become stable"
         );
         if round == 2 {
-            assert_eq!(
-                log_lines(&gw, "previous process died before confirming this snapshot").len(),
-                1,
-                "{}",
-                plain_log(&gw)
-            );
+            let died = "previous process died before confirming this snapshot";
+            one_log_line(&gw, died, &[]);
         }
     }
 
@@ -634,11 +650,7 @@ async fn the_crash_loop_guard_quarantines_a_crashing_snapshot() {
         metric(&client, &gw, "rampart_gateway_configs_refused_total").await,
         1.0
     );
-    let booted = log_lines(&gw, "booted from the last known good on disk");
-    assert!(
-        booted.len() == 1 && booted[0].contains(&hash_a),
-        "{booted:?}"
-    );
+    one_log_line(&gw, "booted from the last known good on disk", &[&hash_a]);
 }
 
 /// 6. A candidate whose evaluation panics serves each request with the baseline, counts the
@@ -648,30 +660,17 @@ async fn a_panicking_candidate_falls_back_to_the_baseline() {
     const REQUESTS: u64 = 40;
     let up = upstream("app").await;
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("snapshot.json");
-    let snapshot = with_rollout(
-        &fleet(up.addr, "baseline", None),
-        "r-panic",
-        &fleet(up.addr, "candidate", None),
-    );
-    let hash = snapshot.hash().to_string();
-    write_atomic(&file, &snapshot.to_json_pretty());
+    let snapshot = baseline_and_candidate("r-panic", up.addr, up.addr, None);
     let args = ["--guard-min-requests", "100000"];
     let client = reqwest::Client::new();
 
     // Control: without the failpoint the rollout serves the candidate.
-    let control = start_gateway_with_args(Some(&file), &dir.path().join("control"), &args, &[]);
-    control.wait_for_snapshot(Some(&hash)).await;
+    let (control, _) = serve_snapshot(dir.path(), "control", &snapshot, &args, &[]).await;
     assert_served(&client, &control, "candidate", 3).await;
     drop(control);
 
-    let mut gw = start_gateway_with_args(
-        Some(&file),
-        &dir.path().join("gw"),
-        &args,
-        &[("FAILPOINTS", "gateway::candidate=panic")],
-    );
-    gw.wait_for_snapshot(Some(&hash)).await;
+    let panic = [("FAILPOINTS", "gateway::candidate=panic")];
+    let (mut gw, _) = serve_snapshot(dir.path(), "gw", &snapshot, &args, &panic).await;
     assert_served(&client, &gw, "baseline", REQUESTS as usize).await;
 
     assert!(gw.child.try_wait().unwrap().is_none(), "the gateway died");
@@ -686,9 +685,10 @@ async fn a_panicking_candidate_falls_back_to_the_baseline() {
         REQUESTS as f64
     );
     // Logged once, not once per request: a failing candidate must not flood the log.
-    assert_eq!(
-        log_lines(&gw, "candidate evaluation failed; served by the baseline").len(),
-        1
+    one_log_line(
+        &gw,
+        "candidate evaluation failed; served by the baseline",
+        &[],
     );
     let (status, _) = readyz(&client, &gw).await;
     assert_eq!(status, 200);
@@ -702,27 +702,12 @@ async fn the_local_guard_drops_a_failing_candidate() {
     const MIN_REQUESTS: usize = 20;
     let up = upstream("app").await;
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("snapshot.json");
     // The candidate makes the upstream answer 500 to everything.
-    let snapshot = with_rollout(
-        &fleet(up.addr, "baseline", None),
-        "r-bad",
-        &fleet(up.addr, "candidate", Some(("x-test-status", "500"))),
-    );
-    let hash = snapshot.hash().to_string();
-    write_atomic(&file, &snapshot.to_json_pretty());
-    let gw = start_gateway_with_args(
-        Some(&file),
-        &dir.path().join("gw"),
-        &[
-            "--guard-min-requests",
-            &MIN_REQUESTS.to_string(),
-            "--guard-error-rate",
-            "0.5",
-        ],
-        &[],
-    );
-    gw.wait_for_snapshot(Some(&hash)).await;
+    let fail = Some(("x-test-status", "500"));
+    let snapshot = baseline_and_candidate("r-bad", up.addr, up.addr, fail);
+    let min = MIN_REQUESTS.to_string();
+    let args = ["--guard-min-requests", &min, "--guard-error-rate", "0.5"];
+    let (gw, hash) = serve_snapshot(dir.path(), "gw", &snapshot, &args, &[]).await;
     let client = reqwest::Client::new();
 
     // Failures until the first baseline answer.
@@ -754,12 +739,7 @@ async fn the_local_guard_drops_a_failing_candidate() {
         metric(&client, &gw, "rampart_gateway_local_guard_trips_total").await,
         1.0
     );
-    let tripped = log_lines(&gw, "local guard tripped");
-    assert!(
-        tripped.len() == 1 && tripped[0].contains("r-bad"),
-        "{}",
-        plain_log(&gw)
-    );
+    one_log_line(&gw, "local guard tripped", &["r-bad"]);
     // The snapshot itself did not change: the guard is local and per rollout.
     let (_, ready) = readyz(&client, &gw).await;
     assert!(ready.contains(&hash), "{ready}");
@@ -775,7 +755,6 @@ async fn the_local_guard_drops_a_candidate_routed_to_a_new_failing_upstream() {
     const MIN_REQUESTS: usize = 20;
     let (good, broken) = (upstream("good").await, upstream("broken").await);
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("snapshot.json");
     let baseline = fleet(good.addr, "baseline", None);
     // The candidate adds `broken-pool` and routes to it; the request header makes the broken
     // upstream answer 500 to everything.
@@ -789,15 +768,8 @@ async fn the_local_guard_drops_a_candidate_routed_to_a_new_failing_upstream() {
         )
         .replace("    upstream: app-pool", "    upstream: broken-pool");
     let snapshot = with_rollout(&baseline, "r-new-upstream", &candidate);
-    let hash = snapshot.hash().to_string();
-    write_atomic(&file, &snapshot.to_json_pretty());
-    let gw = start_gateway_with_args(
-        Some(&file),
-        &dir.path().join("gw"),
-        &["--guard-min-requests", &MIN_REQUESTS.to_string()],
-        &[],
-    );
-    gw.wait_for_snapshot(Some(&hash)).await;
+    let args = ["--guard-min-requests", &MIN_REQUESTS.to_string()];
+    let (gw, _) = serve_snapshot(dir.path(), "gw", &snapshot, &args, &[]).await;
     let client = reqwest::Client::new();
 
     let mut failed = 0;
@@ -838,16 +810,8 @@ async fn the_local_guard_drops_a_candidate_routed_to_a_new_failing_upstream() {
 async fn a_candidate_upstream_change_reaches_the_candidate_endpoints() {
     let (old, new) = (upstream("old").await, upstream("new").await);
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("snapshot.json");
-    let snapshot = with_rollout(
-        &fleet(old.addr, "baseline", None),
-        "r-move",
-        &fleet(new.addr, "candidate", None),
-    );
-    let hash = snapshot.hash().to_string();
-    write_atomic(&file, &snapshot.to_json_pretty());
-    let gw = start_gateway_with_args(Some(&file), &dir.path().join("gw"), &[], &[]);
-    gw.wait_for_snapshot(Some(&hash)).await;
+    let snapshot = baseline_and_candidate("r-move", old.addr, new.addr, None);
+    let (gw, _) = serve_snapshot(dir.path(), "gw", &snapshot, &[], &[]).await;
     let client = reqwest::Client::new();
     for _ in 0..5 {
         let r = client.get(gw.url("/")).send().await.unwrap();

@@ -24,7 +24,7 @@ async fn serves_the_example_fleet() {
             ("127.0.0.1:18093", bb2.addr),
         ]),
     );
-    let gw = start_gateway(Some(&fleet), &dir.path().join("gw"), &[], &[]);
+    let gw = start_gateway_with_args(Some(&fleet), &dir.path().join("gw"), &[], &[]);
     gw.wait_for_snapshot(None).await;
     let r = get_as("jira.example.com", &gw.url("/browse/X-1")).await;
     assert_eq!(r.status(), 200);

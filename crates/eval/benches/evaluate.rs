@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rampart_eval::{Cohort, Evaluator, HeaderList, Outcome, RequestMeta};
+use rampart_eval::{Cohort, Decision, Evaluator, HeaderList, Outcome, RequestMeta};
 use rampart_model::{Config, GatewayIdentity, Rollout, Snapshot, StageScope};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -147,11 +147,6 @@ fn routes() -> Vec<Value> {
     for area in [
         "content", "space", "search", "user", "group", "label", "longtask",
     ] {
-        let limit = if area == "search" {
-            "search-rate-limit"
-        } else {
-            "api-rate-limit"
-        };
         r.push(route(
             &format!("confluence-rest-{area}"),
             "confluence",
@@ -162,7 +157,7 @@ fn routes() -> Vec<Value> {
             &[
                 "block-abusers",
                 "confluence-api-key",
-                limit,
+                rate_limit(area),
                 "security-headers",
             ],
         ));
@@ -235,11 +230,6 @@ fn routes() -> Vec<Value> {
         "comment",
         "version",
     ] {
-        let limit = if area == "search" {
-            "search-rate-limit"
-        } else {
-            "api-rate-limit"
-        };
         r.push(route(
             &format!("jira-rest-{area}"),
             "jira",
@@ -247,7 +237,12 @@ fn routes() -> Vec<Value> {
             prefix(format!("/rest/api/2/{area}")),
             &["GET", "POST", "PUT", "DELETE"],
             Value::Null,
-            &["block-abusers", "jira-api-key", limit, "security-headers"],
+            &[
+                "block-abusers",
+                "jira-api-key",
+                rate_limit(area),
+                "security-headers",
+            ],
         ));
     }
     r.push(route(
@@ -673,6 +668,15 @@ fn unleash_context(tenant: &str, plan: &str, cell: &str) -> Context {
     }
 }
 
+/// The rate-limit policy of a REST API area: searches have their own.
+fn rate_limit(area: &str) -> &'static str {
+    if area == "search" {
+        "search-rate-limit"
+    } else {
+        "api-rate-limit"
+    }
+}
+
 fn gateway(cell: &str) -> GatewayIdentity {
     GatewayIdentity {
         id: format!("gw-{cell}-a"),
@@ -712,6 +716,35 @@ fn request_headers<'a>(
 
 const CLIENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
 const ATTRS: &[(&str, &str)] = &[("seats", "250"), ("client_version", "2.3.1")];
+/// The path of the flag benches' request.
+const ISSUE_PATH: &str = "/rest/api/2/issue/ENG-1";
+
+/// The head of a `method host path` request from [`CLIENT_IP`] with [`ATTRS`], to `gateway`.
+fn request_meta<'a>(
+    method: &'a str,
+    host: &'a str,
+    path: &'a str,
+    headers: &'a HeaderList<'a>,
+    gateway: &'a GatewayIdentity,
+) -> RequestMeta<'a> {
+    RequestMeta {
+        method,
+        host,
+        path,
+        client_ip: CLIENT_IP,
+        headers,
+        attributes: ATTRS,
+        gateway,
+    }
+}
+
+/// The baseline decision on `meta`, which must take `route` and be allowed.
+fn allowed<'a>(evaluator: &'a Evaluator, meta: &'a RequestMeta<'a>, route: &str) -> Decision<'a> {
+    let d = evaluator.evaluate(meta, Cohort::Baseline);
+    assert_eq!(d.route.map(|r| r.id), Some(route));
+    assert_eq!(d.outcome, Outcome::Allow);
+    d
+}
 
 fn decision(c: &mut Criterion) {
     let cfg = config();
@@ -739,19 +772,15 @@ fn decision(c: &mut Criterion) {
     let host = "jira.example.com";
     let headers = request_headers(host, "globex", "pro", None);
     let headers = HeaderList(&headers);
-    let meta = RequestMeta {
-        method: "GET",
+    let meta = request_meta(
+        "GET",
         host,
-        path: "/rest/agile/1.0/board/42/sprint",
-        client_ip: CLIENT_IP,
-        headers: &headers,
-        attributes: ATTRS,
-        gateway: &gw,
-    };
-    let d = evaluator.evaluate(&meta, Cohort::Baseline);
-    let route = d.route.expect("the request takes a route");
-    assert_eq!((route.id, route.index), ("jira-agile", 40));
-    assert_eq!(d.outcome, Outcome::Allow);
+        "/rest/agile/1.0/board/42/sprint",
+        &headers,
+        &gw,
+    );
+    let d = allowed(&evaluator, &meta, "jira-agile");
+    assert_eq!(d.route.map(|r| r.index), Some(40));
     assert_eq!(d.rate_limits.len(), 1);
     assert!(
         matches!(d.rate_limits[0].per_second, 200 | 400),
@@ -768,17 +797,10 @@ fn decision(c: &mut Criterion) {
 
     let bb_host = "bitbucket.example.com";
     let bb_headers = request_headers(bb_host, "initech", "pro", Some(API_KEY));
-    let bb_headers = HeaderList(&bb_headers[..]);
-    let bb_meta = RequestMeta {
-        method: "POST",
-        host: bb_host,
-        path: "/rest/api/1.0/pull-requests/1234/merge",
-        headers: &bb_headers,
-        ..meta
-    };
-    let d = evaluator.evaluate(&bb_meta, Cohort::Baseline);
-    assert_eq!(d.route.map(|r| r.id), Some("bitbucket-rest-pull-requests"));
-    assert_eq!(d.outcome, Outcome::Allow);
+    let bb_headers = HeaderList(&bb_headers);
+    let bb_path = "/rest/api/1.0/pull-requests/1234/merge";
+    let bb_meta = request_meta("POST", bb_host, bb_path, &bb_headers, &gw);
+    let d = allowed(&evaluator, &bb_meta, "bitbucket-rest-pull-requests");
     assert_eq!(
         d.tenant,
         Some("acme"),
@@ -787,16 +809,10 @@ fn decision(c: &mut Criterion) {
 
     let wiki_host = "acme.atlassian-wiki.example.com";
     let wiki_headers = request_headers(wiki_host, "acme", "pro", None);
-    let wiki_headers = HeaderList(&wiki_headers[..]);
-    let wiki_meta = RequestMeta {
-        host: wiki_host,
-        path: "/wiki/spaces/ENG/pages/123456",
-        headers: &wiki_headers,
-        ..meta
-    };
-    let d = evaluator.evaluate(&wiki_meta, Cohort::Baseline);
-    assert_eq!(d.route.map(|r| r.id), Some("confluence-web"));
-    assert_eq!(d.outcome, Outcome::Allow);
+    let wiki_headers = HeaderList(&wiki_headers);
+    let wiki_path = "/wiki/spaces/ENG/pages/123456";
+    let wiki_meta = request_meta("GET", wiki_host, wiki_path, &wiki_headers, &gw);
+    allowed(&evaluator, &wiki_meta, "confluence-web");
 
     let mut g = c.benchmark_group("decision");
     g.warm_up_time(Duration::from_secs(1))
@@ -842,15 +858,7 @@ fn flag_eval(c: &mut Criterion) {
     let rampart = |tenant: &str, plan: &str, gw: &GatewayIdentity| {
         let headers = request_headers("jira.example.com", tenant, plan, None);
         let headers = HeaderList(&headers);
-        let meta = RequestMeta {
-            method: "GET",
-            host: "jira.example.com",
-            path: "/rest/api/2/issue/ENG-1",
-            client_ip: CLIENT_IP,
-            headers: &headers,
-            attributes: ATTRS,
-            gateway: gw,
-        };
+        let meta = request_meta("GET", "jira.example.com", ISSUE_PATH, &headers, gw);
         evaluator
             .flag_value(Cohort::Baseline, id, &meta)
             .as_bool()
@@ -891,15 +899,7 @@ fn flag_eval(c: &mut Criterion) {
 
     let headers = request_headers("jira.example.com", "globex", "pro", None);
     let headers = HeaderList(&headers);
-    let meta = RequestMeta {
-        method: "GET",
-        host: "jira.example.com",
-        path: "/rest/api/2/issue/ENG-1",
-        client_ip: CLIENT_IP,
-        headers: &headers,
-        attributes: ATTRS,
-        gateway: &gw,
-    };
+    let meta = request_meta("GET", "jira.example.com", ISSUE_PATH, &headers, &gw);
     let ctx = unleash_context("globex", "pro", "eu-west-1");
     // The engines hash differently, so one tenant may be inside one rollout and not the other;
     // both paths do the same work either way (the bucket is computed last).

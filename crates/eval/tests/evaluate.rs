@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use rampart_eval::{
-    Cohort, DenyReason, Evaluator, HeaderEdit, HeaderList, LimitKey, Outcome, RequestMeta,
+    Cohort, Decision, DenyReason, Evaluator, HeaderEdit, HeaderList, LimitKey, Outcome, RequestMeta,
 };
 use rampart_model::load::from_yaml;
 use rampart_model::snapshot::StageScope;
@@ -24,16 +24,16 @@ fn gateway(cell: &str) -> GatewayIdentity {
     }
 }
 
-struct Req {
-    method: &'static str,
-    host: &'static str,
-    path: &'static str,
+struct Req<'a> {
+    method: &'a str,
+    host: &'a str,
+    path: &'a str,
     ip: IpAddr,
-    headers: Vec<(&'static str, &'static str)>,
+    headers: Vec<(&'a str, &'a str)>,
     gw: GatewayIdentity,
 }
 
-fn req(method: &'static str, host: &'static str, path: &'static str) -> Req {
+fn req<'a>(method: &'a str, host: &'a str, path: &'a str) -> Req<'a> {
     Req {
         method,
         host,
@@ -44,8 +44,8 @@ fn req(method: &'static str, host: &'static str, path: &'static str) -> Req {
     }
 }
 
-impl Req {
-    fn header(mut self, n: &'static str, v: &'static str) -> Self {
+impl<'a> Req<'a> {
+    fn header(mut self, n: &'a str, v: &'a str) -> Self {
         self.headers.push((n, v));
         self
     }
@@ -66,6 +66,10 @@ impl Req {
         };
         f(&meta)
     }
+    /// The baseline decision of `ev` on this request, given to `f`.
+    fn decide<R>(&self, ev: &Evaluator, f: impl FnOnce(Decision<'_>) -> R) -> R {
+        self.with(|m| f(ev.evaluate(m, Cohort::Baseline)))
+    }
 }
 
 /// An owned rendering of a borrowed value, to carry it out of the request's scope.
@@ -80,64 +84,49 @@ fn evaluator(cfg: Config) -> Evaluator {
 #[test]
 fn routes_by_host_path_method_and_header() {
     let ev = evaluator(example());
-    let route = |r: Req| {
+    let route = |r: Req<'_>| {
         r.with(|m| {
             ev.evaluate(m, Cohort::Baseline)
                 .route
                 .map(|r| r.id.to_owned())
         })
     };
-    assert_eq!(
-        route(req("GET", "jira.example.com", "/rest/api/2/issue")).as_deref(),
-        Some("jira-rest")
-    );
-    assert_eq!(
-        route(req("GET", "JIRA.example.com:443", "/browse/X-1")).as_deref(),
-        Some("jira-web")
-    );
-    assert_eq!(
-        route(req("PATCH", "jira.example.com", "/rest/export/x")).as_deref(),
-        Some("jira-web")
-    );
-    assert_eq!(
-        route(req("GET", "acme.atlassian-wiki.example.com", "/robots.txt")).as_deref(),
-        Some("confluence-robots")
-    );
-    assert_eq!(
-        route(req(
-            "GET",
-            "acme.atlassian-wiki.example.com",
-            "/robots.txt.bak"
-        ))
-        .as_deref(),
-        None
-    );
-    assert_eq!(
-        route(req("GET", "atlassian-wiki.example.com", "/wiki/")).as_deref(),
-        None,
-        "the bare suffix is not a subdomain"
-    );
-    assert_eq!(
-        route(req("GET", "a.atlassian-wiki.example.com", "/wiki/beta/x").header("x-beta", "0"))
-            .as_deref(),
-        Some("confluence-beta")
-    );
-    assert_eq!(
-        route(req("GET", "a.atlassian-wiki.example.com", "/wiki/beta/x")).as_deref(),
-        Some("confluence-web")
-    );
-    assert_eq!(
-        route(
-            req("POST", "bitbucket.example.com", "/scm/p/r.git").header("User-Agent", "git/2.43.0")
-        )
-        .as_deref(),
-        Some("bitbucket-git")
-    );
-    assert_eq!(
-        route(req("POST", "bitbucket.example.com", "/scm/p/r.git").header("user-agent", "curl/8"))
-            .as_deref(),
-        None
-    );
+    let wiki = "acme.atlassian-wiki.example.com";
+    let beta = "a.atlassian-wiki.example.com";
+    let git = || req("POST", "bitbucket.example.com", "/scm/p/r.git");
+    // (request, the route it takes)
+    let cases = [
+        (
+            req("GET", "jira.example.com", "/rest/api/2/issue"),
+            Some("jira-rest"),
+        ),
+        (
+            req("GET", "JIRA.example.com:443", "/browse/X-1"),
+            Some("jira-web"),
+        ),
+        (
+            req("PATCH", "jira.example.com", "/rest/export/x"),
+            Some("jira-web"),
+        ),
+        (req("GET", wiki, "/robots.txt"), Some("confluence-robots")),
+        (req("GET", wiki, "/robots.txt.bak"), None),
+        // The bare suffix is not a subdomain.
+        (req("GET", "atlassian-wiki.example.com", "/wiki/"), None),
+        (
+            req("GET", beta, "/wiki/beta/x").header("x-beta", "0"),
+            Some("confluence-beta"),
+        ),
+        (req("GET", beta, "/wiki/beta/x"), Some("confluence-web")),
+        (
+            git().header("User-Agent", "git/2.43.0"),
+            Some("bitbucket-git"),
+        ),
+        (git().header("user-agent", "curl/8"), None),
+    ];
+    for (r, want) in cases {
+        let (method, host, path) = (r.method, r.host, r.path);
+        assert_eq!(route(r).as_deref(), want, "{method} {host}{path}");
+    }
     let none = req("GET", "unknown.example.com", "/")
         .with(|m| s(&ev.evaluate(m, Cohort::Baseline).outcome));
     assert_eq!(
@@ -153,7 +142,7 @@ fn routes_by_host_path_method_and_header() {
 #[test]
 fn access_policy_by_cidr_tenant_and_flag_default() {
     let ev = evaluator(example());
-    let outcome = |r: Req| r.with(|m| s(&ev.evaluate(m, Cohort::Baseline).outcome));
+    let outcome = |r: Req<'_>| r.with(|m| s(&ev.evaluate(m, Cohort::Baseline).outcome));
     let denied = |policy: &'static str, status| {
         s(&Outcome::Deny {
             status,
@@ -191,8 +180,7 @@ fn access_policy_by_cidr_tenant_and_flag_default() {
         .unwrap()
         .default = json!("allow");
     let ev = evaluator(cfg);
-    let d = req("GET", "bitbucket.example.com", "/admin/x").with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
+    let d = req("GET", "bitbucket.example.com", "/admin/x").decide(&ev, |d| {
         (
             s(&d.outcome),
             d.flags
@@ -211,12 +199,7 @@ fn access_policy_by_cidr_tenant_and_flag_default() {
 #[test]
 fn api_key_auth_checks_the_hash_and_sets_the_tenant() {
     let ev = evaluator(example());
-    let eval = |r: Req| {
-        r.with(|m| {
-            let d = ev.evaluate(m, Cohort::Baseline);
-            (s(&d.outcome), d.tenant.map(str::to_owned))
-        })
-    };
+    let eval = |r: Req<'_>| r.decide(&ev, |d| (s(&d.outcome), d.tenant.map(str::to_owned)));
     let missing = eval(req("GET", "jira.example.com", "/rest/api/2/issue"));
     assert_eq!(
         missing.0,
@@ -251,9 +234,8 @@ fn api_key_auth_checks_the_hash_and_sets_the_tenant() {
 #[test]
 fn rate_limit_values_come_from_targeted_flag_rules() {
     let ev = evaluator(example());
-    let limits = |r: Req| {
-        r.with(|m| {
-            let d = ev.evaluate(m, Cohort::Baseline);
+    let limits = |r: Req<'_>| {
+        r.decide(&ev, |d| {
             d.rate_limits
                 .iter()
                 .map(|l| {
@@ -300,8 +282,7 @@ fn rate_limit_values_come_from_targeted_flag_rules() {
     let keyed = req("GET", "bitbucket.example.com", "/scm/x")
         .header("user-agent", "git/2.1")
         .header("x-api-key", "bitbucket-mirror-demo-key");
-    keyed.with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
+    keyed.decide(&ev, |d| {
         assert_eq!(
             d.rate_limits[0].key,
             LimitKey::Header("bitbucket-mirror-demo-key")
@@ -313,8 +294,7 @@ fn rate_limit_values_come_from_targeted_flag_rules() {
 #[test]
 fn header_rules_static_responses_and_timeouts() {
     let ev = evaluator(example());
-    req("GET", "x.atlassian-wiki.example.com", "/wiki/spaces").with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
+    req("GET", "x.atlassian-wiki.example.com", "/wiki/spaces").decide(&ev, |d| {
         assert_eq!(d.outcome, Outcome::Allow);
         assert_eq!(
             d.request_headers.as_slice(),
@@ -333,15 +313,13 @@ fn header_rules_static_responses_and_timeouts() {
         gw: gateway("eu-1"),
         ..req("GET", "x.atlassian-wiki.example.com", "/wiki/spaces")
     };
-    eu.with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
+    eu.decide(&ev, |d| {
         assert!(d.response_headers.contains(&HeaderEdit::Set(
             "x-banner",
             "Scheduled maintenance Sunday 02:00 UTC"
         )));
     });
-    req("GET", "a.atlassian-wiki.example.com", "/robots.txt").with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
+    req("GET", "a.atlassian-wiki.example.com", "/robots.txt").decide(&ev, |d| {
         assert!(matches!(
             d.outcome,
             Outcome::Static {
@@ -351,8 +329,7 @@ fn header_rules_static_responses_and_timeouts() {
             }
         ));
     });
-    req("GET", "jira.example.com", "/rest/export/all").with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
+    req("GET", "jira.example.com", "/rest/export/all").decide(&ev, |d| {
         assert_eq!(
             d.outcome,
             Outcome::Deny {
@@ -364,8 +341,7 @@ fn header_rules_static_responses_and_timeouts() {
     });
     req("GET", "jira.example.com", "/rest/export/all")
         .header("x-api-key", JIRA_KEY)
-        .with(|m| {
-            let d = ev.evaluate(m, Cohort::Baseline);
+        .decide(&ev, |d| {
             assert_eq!((d.timeout_ms, d.retry_attempts), (Some(60_000), Some(0)));
         });
     // The maintenance page is off until its flag is on.
@@ -441,19 +417,10 @@ fn cohorts_split_by_scope_and_sticky_bucket() {
         tenants
             .iter()
             .map(|t| {
-                let headers = [("x-tenant-id", t.as_str())];
-                let h = HeaderList(&headers);
-                let gw = gateway("us-1");
-                let m = RequestMeta {
-                    method: "GET",
-                    host: "jira.example.com",
-                    path: "/",
-                    client_ip: "127.0.0.1".parse().unwrap(),
-                    headers: &h,
-                    attributes: &[],
-                    gateway: &gw,
-                };
-                ev.cohort(&m) != Cohort::Baseline
+                req("GET", "jira.example.com", "/")
+                    .ip("127.0.0.1")
+                    .header("x-tenant-id", t)
+                    .with(|m| ev.cohort(m) != Cohort::Baseline)
             })
             .collect()
     };
@@ -503,8 +470,7 @@ fn gateways_run_declared_deny_all_configs() {
     let cfg = maintenance_on(example());
     assert!(rampart_model::validate::validate(&cfg, &Default::default()).is_err());
     let ev = evaluator(cfg);
-    req("GET", "jira.example.com", "/browse/X-1").with(|m| {
-        let d = ev.evaluate(m, Cohort::Baseline);
+    req("GET", "jira.example.com", "/browse/X-1").decide(&ev, |d| {
         assert!(matches!(d.outcome, Outcome::Static { status: 503, .. }));
         let names: Vec<_> = d.flags.iter().map(|f| f.name).collect();
         assert_eq!(names, ["jira-maintenance", "maintenance-status"]);
@@ -518,19 +484,10 @@ fn flag_values_outside_routes() {
     let mut v2 = 0;
     for i in 0..1000 {
         let t = format!("t{i}");
-        let headers = [("x-tenant-id", t.as_str())];
-        let h = HeaderList(&headers);
-        let gw = gateway("us-1");
-        let m = RequestMeta {
-            method: "GET",
-            host: "h",
-            path: "/",
-            client_ip: "127.0.0.1".parse().unwrap(),
-            headers: &h,
-            attributes: &[],
-            gateway: &gw,
-        };
-        if ev.flag_value(Cohort::Baseline, id, &m)["backend"] == "v2" {
+        let r = req("GET", "h", "/")
+            .ip("127.0.0.1")
+            .header("x-tenant-id", &t);
+        if r.with(|m| ev.flag_value(Cohort::Baseline, id, m)["backend"] == "v2") {
             v2 += 1;
         }
     }

@@ -432,10 +432,20 @@ mod tests {
         Snapshot::new(config, vec![])
     }
 
-    fn store() -> (tempfile::TempDir, LkgStore) {
+    /// A store in a new directory that has saved `snapshot(n)` for each of `saved` in turn.
+    fn store(saved: &[u32]) -> (tempfile::TempDir, LkgStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = LkgStore::open(dir.path().join("lkg")).unwrap();
+        for &n in saved {
+            store.save(&snapshot(n)).unwrap();
+        }
         (dir, store)
+    }
+
+    /// An activation of `hash` that the process did not survive, and the boot after it.
+    fn crash(store: &LkgStore, hash: ContentHash) -> BootCheck {
+        store.begin_activation(hash).unwrap();
+        store.on_boot().unwrap()
     }
 
     fn assert_corrupt(err: LkgError, file: &str) {
@@ -452,14 +462,14 @@ mod tests {
 
     #[test]
     fn missing_files_load_as_none() {
-        let (_dir, store) = store();
+        let (_dir, store) = store(&[]);
         assert!(store.load_current().unwrap().is_none());
         assert!(store.load_previous().unwrap().is_none());
     }
 
     #[test]
     fn save_and_load_round_trip() {
-        let (_dir, store) = store();
+        let (_dir, store) = store(&[]);
         let s = snapshot(1);
         store.save(&s).unwrap();
         assert_eq!(store.load_current().unwrap(), Some(s.clone()));
@@ -469,39 +479,36 @@ mod tests {
         assert_eq!(again.load_current().unwrap().unwrap().hash(), s.hash());
     }
 
-    /// Assert the store holds `current` and, before it, `previous`.
-    fn assert_holds(store: &LkgStore, current: &Snapshot, previous: &Snapshot) {
+    /// Assert the store holds `snapshot(current)` and, before it, `snapshot(previous)`.
+    fn assert_holds(store: &LkgStore, current: u32, previous: u32) {
         let hash = |s: Option<Snapshot>| s.map(|s| s.hash());
-        assert_eq!(hash(store.load_current().unwrap()), Some(current.hash()));
-        assert_eq!(hash(store.load_previous().unwrap()), Some(previous.hash()));
+        assert_eq!(
+            hash(store.load_current().unwrap()),
+            Some(snapshot(current).hash())
+        );
+        assert_eq!(
+            hash(store.load_previous().unwrap()),
+            Some(snapshot(previous).hash())
+        );
     }
 
     #[test]
     fn a_different_snapshot_rotates_current_to_previous() {
-        let (_dir, store) = store();
-        let (a, b, c) = (snapshot(1), snapshot(2), snapshot(3));
-        store.save(&a).unwrap();
-        store.save(&b).unwrap();
-        assert_holds(&store, &b, &a);
-        store.save(&c).unwrap();
-        assert_holds(&store, &c, &b);
+        let (_dir, store) = store(&[1, 2]);
+        assert_holds(&store, 2, 1);
+        store.save(&snapshot(3)).unwrap();
+        assert_holds(&store, 3, 2);
     }
 
     #[test]
     fn saving_the_same_snapshot_again_does_not_rotate() {
-        let (_dir, store) = store();
-        let (a, b) = (snapshot(1), snapshot(2));
-        store.save(&a).unwrap();
-        store.save(&b).unwrap();
-        store.save(&b).unwrap();
-        assert_holds(&store, &b, &a);
+        let (_dir, store) = store(&[1, 2, 2]);
+        assert_holds(&store, 2, 1);
     }
 
     #[test]
     fn no_temp_files_are_left_behind() {
-        let (_dir, store) = store();
-        store.save(&snapshot(1)).unwrap();
-        store.save(&snapshot(2)).unwrap();
+        let (_dir, store) = store(&[1, 2]);
         store.begin_activation(snapshot(2).hash()).unwrap();
         let mut names: Vec<_> = fs::read_dir(store.dir())
             .unwrap()
@@ -513,7 +520,7 @@ mod tests {
 
     #[test]
     fn stale_temp_files_are_removed_on_open() {
-        let (_dir, store) = store();
+        let (_dir, store) = store(&[]);
         let stale = store.dir().join(format!("{TMP_PREFIX}current.json.1.0"));
         fs::write(&stale, b"half a snap").unwrap();
         let _reopened = LkgStore::open(store.dir()).unwrap();
@@ -522,8 +529,7 @@ mod tests {
 
     #[test]
     fn a_flipped_hash_digit_is_corrupt() {
-        let (_dir, store) = store();
-        store.save(&snapshot(1)).unwrap();
+        let (_dir, store) = store(&[1]);
         let path = store.current_path();
         let text = fs::read_to_string(&path).unwrap();
         let at = text.find("\"hash\": \"").unwrap() + "\"hash\": \"".len();
@@ -537,8 +543,7 @@ mod tests {
 
     #[test]
     fn a_flipped_content_byte_is_corrupt() {
-        let (_dir, store) = store();
-        store.save(&snapshot(1)).unwrap();
+        let (_dir, store) = store(&[1]);
         let path = store.current_path();
         let text = fs::read_to_string(&path).unwrap();
         fs::write(&path, text.replace("x-tenant-1", "x-tenant-9")).unwrap();
@@ -547,9 +552,7 @@ mod tests {
 
     #[test]
     fn a_truncated_file_is_corrupt() {
-        let (_dir, store) = store();
-        store.save(&snapshot(1)).unwrap();
-        store.save(&snapshot(2)).unwrap();
+        let (_dir, store) = store(&[1, 2]);
         for path in [store.current_path(), store.previous_path()] {
             let bytes = fs::read(&path).unwrap();
             fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
@@ -565,31 +568,26 @@ mod tests {
 
     #[test]
     fn saving_over_a_corrupt_current_keeps_the_good_previous() {
-        let (_dir, store) = store();
-        let (a, b, c) = (snapshot(1), snapshot(2), snapshot(3));
-        store.save(&a).unwrap();
-        store.save(&b).unwrap();
+        let (_dir, store) = store(&[1, 2]);
         fs::write(store.current_path(), b"{ torn").unwrap();
-        store.save(&c).unwrap();
-        assert_holds(&store, &c, &a);
+        store.save(&snapshot(3)).unwrap();
+        assert_holds(&store, 3, 1);
     }
 
     #[test]
     fn two_unconfirmed_crashes_quarantine_a_snapshot() {
-        let (_dir, store) = store();
+        let (_dir, store) = store(&[]);
         let x = snapshot(1).hash();
         assert_eq!(store.on_boot().unwrap(), BootCheck::default());
 
-        store.begin_activation(x).unwrap();
         // The process dies; the next one boots.
-        let check = store.on_boot().unwrap();
+        let check = crash(&store, x);
         assert_eq!(check.crashed, Some((x, 1)));
         assert!(!store.is_quarantined(x).unwrap());
         // The marker was cleared: booting again without activating counts nothing.
         assert_eq!(store.on_boot().unwrap().crashed, None);
 
-        store.begin_activation(x).unwrap();
-        let check = store.on_boot().unwrap();
+        let check = crash(&store, x);
         assert_eq!(check.crashed, Some((x, CRASH_LIMIT)));
         assert!(store.is_quarantined(x).unwrap());
         assert!(!store.is_quarantined(snapshot(2).hash()).unwrap());
@@ -600,11 +598,10 @@ mod tests {
 
     #[test]
     fn confirm_resets_the_crash_count() {
-        let (_dir, store) = store();
+        let (_dir, store) = store(&[]);
         let (x, y) = (snapshot(1).hash(), snapshot(2).hash());
         for h in [x, x, y] {
-            store.begin_activation(h).unwrap();
-            store.on_boot().unwrap();
+            crash(&store, h);
         }
         assert!(store.is_quarantined(x).unwrap());
         assert_eq!(store.crash_count(y).unwrap(), 1);
@@ -619,7 +616,7 @@ mod tests {
 
     #[test]
     fn confirming_another_hash_keeps_the_marker() {
-        let (_dir, store) = store();
+        let (_dir, store) = store(&[]);
         let (x, y) = (snapshot(1).hash(), snapshot(2).hash());
         store.begin_activation(x).unwrap();
         store.confirm(y).unwrap();
@@ -628,7 +625,7 @@ mod tests {
 
     #[test]
     fn a_graceful_shutdown_counts_no_crash() {
-        let (_dir, store) = store();
+        let (_dir, store) = store(&[]);
         let x = snapshot(1).hash();
         store.begin_activation(x).unwrap();
         store.clear_marker().unwrap();
@@ -640,11 +637,10 @@ mod tests {
 
     #[test]
     fn a_corrupt_guard_file_is_treated_as_empty() {
-        let (_dir, store) = store();
+        let (_dir, store) = store(&[]);
         let x = snapshot(1).hash();
         for _ in 0..CRASH_LIMIT {
-            store.begin_activation(x).unwrap();
-            store.on_boot().unwrap();
+            crash(&store, x);
         }
         assert!(store.is_quarantined(x).unwrap());
 
@@ -655,26 +651,23 @@ mod tests {
         assert!(check.guard_corrupt.is_some());
         // on_boot rewrote it, so the guard works normally from here on.
         assert_eq!(store.on_boot().unwrap(), BootCheck::default());
-        store.begin_activation(x).unwrap();
-        assert_eq!(store.on_boot().unwrap().crashed, Some((x, 1)));
+        assert_eq!(crash(&store, x).crashed, Some((x, 1)));
 
         // A corrupt file is also replaced by the next activation.
         fs::write(store.guard_path(), [0xff; 8]).unwrap();
-        store.begin_activation(x).unwrap();
-        let check = store.on_boot().unwrap();
+        let check = crash(&store, x);
         assert_eq!(check.crashed, Some((x, 1)));
         assert_eq!(check.guard_corrupt, None);
     }
 
     #[test]
     fn the_guard_keeps_a_bounded_history() {
-        let (_dir, store) = store();
+        let (_dir, store) = store(&[]);
         let hashes: Vec<_> = (0..GUARD_HISTORY as u32 + 4)
             .map(|n| snapshot(n).hash())
             .collect();
         for &h in &hashes {
-            store.begin_activation(h).unwrap();
-            store.on_boot().unwrap();
+            crash(&store, h);
         }
         let (state, _) = store.read_guard().unwrap();
         assert_eq!(state.crashes.len(), GUARD_HISTORY);
@@ -683,18 +676,16 @@ mod tests {
 
         // A crash moves a hash to the recent end, so it survives eviction.
         let old = hashes[4];
-        store.begin_activation(old).unwrap();
-        store.on_boot().unwrap();
+        crash(&store, old);
         for n in 100..100 + GUARD_HISTORY as u32 - 1 {
-            store.begin_activation(snapshot(n).hash()).unwrap();
-            store.on_boot().unwrap();
+            crash(&store, snapshot(n).hash());
         }
         assert_eq!(store.crash_count(old).unwrap(), 2);
     }
 
     #[test]
     fn errors_name_the_file() {
-        let (dir, _store) = store();
+        let (dir, _store) = store(&[]);
         // A store whose directory is a file cannot be opened.
         let file = dir.path().join("not-a-dir");
         fs::write(&file, b"").unwrap();

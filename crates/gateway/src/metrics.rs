@@ -5,7 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::{Metric, Registry};
+use prometheus_client::registry::Registry;
 
 /// Labels of a served request.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -49,107 +49,46 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
-/// Every metric family, registered once.
-#[derive(Debug)]
-pub struct Metrics {
-    pub registry: Registry,
-    pub requests: Family<RequestLabels, Counter>,
-    pub duration: Family<RouteLabels, Histogram>,
-    pub gateway_errors: Family<ReasonLabels, Counter>,
-    pub endpoint_healthy: Family<EndpointLabels, Gauge>,
-    pub active_snapshot: Family<SnapshotLabels, Gauge>,
-    pub configs_applied: Counter,
-    pub configs_refused: Counter,
-    pub fallbacks: Family<RolloutLabels, Counter>,
-    pub guard_trips: Family<RolloutLabels, Counter>,
-    pub rate_limited: Counter,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        let mut registry = Registry::with_prefix("rampart_gateway");
-        let requests = register(
-            &mut registry,
-            "requests",
-            "Requests served, by route, cohort, rollout, status class and origin",
-            Family::<RequestLabels, Counter>::default(),
-        );
-        let duration = register(
-            &mut registry,
-            "request_duration_seconds",
-            "Time from request head to response head",
-            Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.000_25, 2.0, 18))
-            }),
-        );
-        let gateway_errors = register(
-            &mut registry,
-            "gateway_errors",
-            "Responses the gateway produced because it failed to reach an upstream",
-            Family::<ReasonLabels, Counter>::default(),
-        );
-        let endpoint_healthy = register(
-            &mut registry,
-            "upstream_endpoint_healthy",
-            "1 when the endpoint passes its health check",
-            Family::<EndpointLabels, Gauge>::default(),
-        );
-        let active_snapshot = register(
-            &mut registry,
-            "active_snapshot",
-            "1 for the hash of the snapshot being served",
-            Family::<SnapshotLabels, Gauge>::default(),
-        );
-        let configs_applied = register(
-            &mut registry,
-            "configs_applied",
-            "Snapshots activated",
-            Counter::default(),
-        );
-        let configs_refused = register(
-            &mut registry,
-            "configs_refused",
-            "Snapshots refused (NACKed) because they did not compile or were quarantined",
-            Counter::default(),
-        );
-        let fallbacks = register(
-            &mut registry,
-            "candidate_fallbacks",
-            "Candidate evaluations that failed and were served by the baseline",
-            Family::<RolloutLabels, Counter>::default(),
-        );
-        let guard_trips = register(
-            &mut registry,
-            "local_guard_trips",
-            "Candidates this gateway stopped using by itself",
-            Family::<RolloutLabels, Counter>::default(),
-        );
-        let rate_limited = register(
-            &mut registry,
-            "rate_limited",
-            "Requests refused with 429",
-            Counter::default(),
-        );
-        Metrics {
-            registry,
-            requests,
-            duration,
-            gateway_errors,
-            endpoint_healthy,
-            active_snapshot,
-            configs_applied,
-            configs_refused,
-            fallbacks,
-            guard_trips,
-            rate_limited,
+/// The [`Metrics`] struct and its `Default`, which registers every field in the order given:
+/// `field: Type = ("name", "help")`, optionally followed by `with <constructor>` (else the
+/// type's `Default`). The exposition names each `rampart_gateway_<name>`.
+macro_rules! metric_families {
+    ($($field:ident: $ty:ty = ($name:literal, $help:literal) $(with $init:expr)?;)*) => {
+        /// Every metric family, registered once.
+        #[derive(Debug)]
+        pub struct Metrics {
+            pub registry: Registry,
+            $(#[doc = $help] pub $field: $ty,)*
         }
-    }
+
+        impl Default for Metrics {
+            fn default() -> Self {
+                let mut registry = Registry::with_prefix("rampart_gateway");
+                $(
+                    let $field: $ty = metric_families!(@init $($init)?);
+                    registry.register($name, $help, $field.clone());
+                )*
+                Metrics { registry, $($field),* }
+            }
+        }
+    };
+    (@init $init:expr) => { $init };
+    (@init) => { Default::default() };
 }
 
-/// Register `metric` and return it (a handle to the same values).
-fn register<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
-    registry.register(name, help, metric.clone());
-    metric
+#[rustfmt::skip]
+metric_families! {
+    requests: Family<RequestLabels, Counter> = ("requests", "Requests served, by route, cohort, rollout, status class and origin");
+    duration: Family<RouteLabels, Histogram> = ("request_duration_seconds", "Time from request head to response head")
+        with Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_25, 2.0, 18)));
+    gateway_errors: Family<ReasonLabels, Counter> = ("gateway_errors", "Responses the gateway produced because it failed to reach an upstream");
+    endpoint_healthy: Family<EndpointLabels, Gauge> = ("upstream_endpoint_healthy", "1 when the endpoint passes its health check");
+    active_snapshot: Family<SnapshotLabels, Gauge> = ("active_snapshot", "1 for the hash of the snapshot being served");
+    configs_applied: Counter = ("configs_applied", "Snapshots activated");
+    configs_refused: Counter = ("configs_refused", "Snapshots refused (NACKed) because they did not compile or were quarantined");
+    fallbacks: Family<RolloutLabels, Counter> = ("candidate_fallbacks", "Candidate evaluations that failed and were served by the baseline");
+    guard_trips: Family<RolloutLabels, Counter> = ("local_guard_trips", "Candidates this gateway stopped using by itself");
+    rate_limited: Counter = ("rate_limited", "Requests refused with 429");
 }
 
 /// The class of a status code, as a label.

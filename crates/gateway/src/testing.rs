@@ -1,30 +1,58 @@
-//! Test upstreams and helpers for proxy tests (the `testing` feature): real HTTP servers on
-//! loopback that echo what reached them, can be made unhealthy, slow or failing, and count
-//! their hits; a patterned streaming body; and a reader of the metrics exposition.
+//! Test upstreams and helpers for proxy tests (the `testing` feature): the options of a test
+//! gateway; real HTTP servers on loopback that echo what reached them, can be made unhealthy,
+//! slow or failing, and count their hits; a patterned streaming body; and a reader of the
+//! metrics exposition.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body::{Body, Frame};
+use http_body::Frame;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use crate::GatewayOptions;
 use crate::demo::echo_headers;
 
 type TestBody = BoxBody<Bytes, hyper::Error>;
+
+/// The options of a test gateway `gw-test` in cell `eu-1` with its state in `data_dir`:
+/// loopback listeners on ephemeral ports, no config source, a 50 ms poll, stable after 1 s,
+/// 5 s to drain. Tests change what they need with struct update syntax.
+pub fn options(data_dir: &Path) -> GatewayOptions {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    GatewayOptions {
+        identity: rampart_model::GatewayIdentity {
+            id: "gw-test".into(),
+            cell: "eu-1".into(),
+            version: "0.1.0".parse().unwrap(),
+        },
+        listen: any,
+        tls: None,
+        admin: any,
+        data_dir: data_dir.to_path_buf(),
+        config: None,
+        control: None,
+        poll: Duration::from_millis(50),
+        stability: Duration::from_secs(1),
+        drain: Duration::from_secs(5),
+        guard: Default::default(),
+        sample_every: 8,
+        sample_capacity: 64,
+        max_inflight: 10_000,
+    }
+}
 
 /// A real HTTP upstream on loopback; stops when dropped.
 #[derive(Debug)]
@@ -148,7 +176,7 @@ pub async fn upstream(name: &str) -> Upstream {
 /// An upstream that reads request bodies: it answers with JSON naming itself, the request
 /// headers (a repeated field's values joined by newlines, so each field line shows), and the
 /// body's length (`received`) and FNV-1a hash (`fnv`). A request header
-/// `x-test-response-bytes: N` makes it stream back a [`PatternBody`] of N bytes instead, and
+/// `x-test-response-bytes: N` makes it stream back a [`pattern_body`] of N bytes instead, and
 /// `x-test-hop-response: 1` adds hop-by-hop response headers (`connection: x-upstream-hop`,
 /// `x-upstream-hop`, `keep-alive`) next to an end-to-end one (`x-upstream-e2e`).
 pub async fn body_upstream(name: &str) -> Upstream {
@@ -164,7 +192,7 @@ pub async fn body_upstream(name: &str) -> Upstream {
         }
         let header = |k: &str| parts.headers.get(k).and_then(|v| v.to_str().ok());
         let mut resp = match header("x-test-response-bytes").and_then(|v| v.parse().ok()) {
-            Some(len) => Response::new(PatternBody::new(len).map_err(|n| match n {}).boxed()),
+            Some(len) => Response::new(pattern_body(len).map_err(|n| match n {}).boxed()),
             None => {
                 let headers: serde_json::Map<String, serde_json::Value> = parts
                     .headers
@@ -218,44 +246,24 @@ pub fn fnv1a(mut hash: u64, data: &[u8]) -> u64 {
 
 /// A streamed body of `len` bytes of [`pattern_byte`], produced 64 KiB at a time with no
 /// declared length (so HTTP/1.1 sends it chunked).
-#[derive(Debug)]
-pub struct PatternBody {
-    sent: u64,
-    len: u64,
+pub type PatternBody = BoxBody<Bytes, Infallible>;
+
+/// A new [`PatternBody`] of `len` bytes.
+pub fn pattern_body(len: u64) -> PatternBody {
+    const CHUNK: u64 = 64 * 1024;
+    let chunks = (0..len).step_by(CHUNK as usize).map(move |start| {
+        let chunk: Bytes = (start..(start + CHUNK).min(len))
+            .map(pattern_byte)
+            .collect();
+        Ok(Frame::data(chunk))
+    });
+    StreamBody::new(futures_util::stream::iter(chunks)).boxed()
 }
 
-impl PatternBody {
-    pub fn new(len: u64) -> Self {
-        PatternBody { sent: 0, len }
-    }
-
-    /// The FNV-1a hash of the whole body.
-    pub fn hash(len: u64) -> u64 {
-        let bytes: Vec<u8> = (0..len).map(pattern_byte).collect();
-        fnv1a(FNV_OFFSET, &bytes)
-    }
-}
-
-impl Body for PatternBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if self.sent >= self.len {
-            return Poll::Ready(None);
-        }
-        let n = (self.len - self.sent).min(64 * 1024);
-        let chunk: Vec<u8> = (self.sent..self.sent + n).map(pattern_byte).collect();
-        self.sent += n;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.sent >= self.len
-    }
+/// The FNV-1a hash of a whole [`PatternBody`] of `len` bytes.
+pub fn pattern_hash(len: u64) -> u64 {
+    let bytes: Vec<u8> = (0..len).map(pattern_byte).collect();
+    fnv1a(FNV_OFFSET, &bytes)
 }
 
 /// The sum of the samples of metric `name` (as the exposition names it, `_total` included)

@@ -17,15 +17,13 @@ async fn bug_fixture() -> (Upstream, Gateway) {
         r#"
 policies:
   - id: key-auth
-    auth: { api_key: { keys: [{ id: good, sha256: GOOD }] } }
+    auth: { api_key: { keys: [{ id: good, sha256: "@good-key@" }] } }
 routes:
   - { id: admin, product: app, match: { path: { prefix: /admin/ } }, upstream: app, policies: [key-auth] }
   - { id: public, product: app, match: { path: { prefix: /public/ } }, upstream: app }
 "#,
-    )
-    .replace("GOOD", GOOD_KEY_SHA);
-    let gw = boot(&fleet).await;
-    (up, gw)
+    );
+    (up, boot(&fleet).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,7 +74,7 @@ routes:
     assert_eq!(body["uri"], "/hop?a=1");
 
     let c = reqwest::Client::new();
-    let seen = echo(c.get(gw.url("/plain")).send().await.unwrap()).await["headers"].clone();
+    let seen = echo(fetch(&c, &gw, "/plain", &[]).await).await["headers"].clone();
     assert_eq!(seen["x-forwarded-for"], "127.0.0.1", "{seen}");
 
     // Hop-by-hop response headers of the upstream (which it does send)...
@@ -89,12 +87,7 @@ routes:
     assert_eq!(direct.headers()["x-upstream-hop"], "secret");
     assert_eq!(direct.headers()["keep-alive"], "timeout=5");
     // ...stay between it and the gateway.
-    let r = c
-        .get(gw.url("/body/hop"))
-        .header("x-test-hop-response", "1")
-        .send()
-        .await
-        .unwrap();
+    let r = fetch(&c, &gw, "/body/hop", &[("x-test-hop-response", "1")]).await;
     assert_eq!(r.status(), 200);
     let h = r.headers();
     assert_eq!(h["x-upstream-e2e"], "kept");
@@ -107,14 +100,14 @@ routes:
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http::<PatternBody>();
     let req = hyper::Request::post(gw.url("/body/upload"))
-        .body(PatternBody::new(UP))
+        .body(pattern_body(UP))
         .unwrap();
     let resp = raw_client.request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let got: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(got["received"], UP);
-    assert_eq!(got["fnv"], PatternBody::hash(UP).to_string());
+    assert_eq!(got["fnv"], pattern_hash(UP).to_string());
     assert_eq!(got["headers"]["transfer-encoding"], "chunked", "{got}");
     // ...and one with a content-length.
     let upload: Vec<u8> = (0..UP).map(pattern_byte).collect();
@@ -127,34 +120,29 @@ routes:
     )
     .await;
     assert_eq!(got["received"], UP);
-    assert_eq!(got["fnv"], PatternBody::hash(UP).to_string());
+    assert_eq!(got["fnv"], pattern_hash(UP).to_string());
     assert_eq!(got["headers"]["content-length"], UP.to_string());
 
     // An 8 MiB download, streamed by the upstream in chunks, arrives intact.
     const DOWN: u64 = 8 * 1024 * 1024;
-    let r = c
-        .get(gw.url("/body/download"))
-        .header("x-test-response-bytes", DOWN.to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = fetch(
+        &c,
+        &gw,
+        "/body/download",
+        &[("x-test-response-bytes", &DOWN.to_string())],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let bytes = r.bytes().await.unwrap();
     assert_eq!(bytes.len() as u64, DOWN);
-    assert_eq!(fnv1a(FNV_OFFSET, &bytes), PatternBody::hash(DOWN));
+    assert_eq!(fnv1a(FNV_OFFSET, &bytes), pattern_hash(DOWN));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_cleartext_and_over_tls() {
     let up = upstream("app").await;
-    let fleet = app_fleet(
-        up.addr,
-        r#"
-routes:
-  - { id: all, product: app, match: { path: { prefix: / } }, upstream: app }
-"#,
-    );
-    let gw = boot_with(&fleet, |dir, opts| {
+    let all = "routes: [{ id: all, product: app, match: { path: { prefix: / } }, upstream: app }]";
+    let gw = boot_with(&app_fleet(up.addr, all), |dir, opts| {
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
             .unwrap();
         let (cert_pem, key_pem) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -167,7 +155,7 @@ routes:
 
     // h2c with prior knowledge.
     let h2c = h2c();
-    let r = h2c.get(gw.url("/h2c?x=1")).send().await.unwrap();
+    let r = fetch(&h2c, &gw, "/h2c?x=1", &[]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     let body = echo(r).await;
@@ -264,13 +252,13 @@ async fn every_x_forwarded_for_line_is_kept() {
 async fn http2_cookie_fields_are_joined_for_http1_upstreams() {
     let (_up, gw) = bug_fixture().await;
     let h2c = h2c();
-    let r = h2c
-        .get(gw.url("/public/x"))
-        .header("cookie", "a=1")
-        .header("cookie", "b=2")
-        .send()
-        .await
-        .unwrap();
+    let r = fetch(
+        &h2c,
+        &gw,
+        "/public/x",
+        &[("cookie", "a=1"), ("cookie", "b=2")],
+    )
+    .await;
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     let seen = echo(r).await["headers"]["cookie"].clone();
     // RFC 9113 section 8.2.3: concatenated with "; " before an HTTP/1.1 hop.

@@ -74,9 +74,7 @@ routes:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_key_auth_and_header_rules() {
-    let up = upstream("app").await;
-    let fleet = app_fleet(
-        up.addr,
+    let (up, gw) = app_gateway(
         r#"
 policies:
   - id: key-auth
@@ -84,8 +82,8 @@ policies:
       api_key:
         header: x-api-key
         keys:
-          - { id: good, sha256: GOOD, tenant: acme }
-          - { id: banned, sha256: BANNED, tenant: banned-corp }
+          - { id: good, sha256: "@good-key@", tenant: acme }
+          - { id: banned, sha256: "@banned-key@", tenant: banned-corp }
   - id: no-banned
     access: { default: allow, rules: [{ action: deny, tenants: [banned-corp] }] }
   - id: edits
@@ -103,9 +101,7 @@ routes:
   - { id: api, product: app, match: { path: { prefix: /api/ } }, upstream: app, policies: [key-auth, no-banned, edits] }
 "#,
     )
-    .replace("GOOD", GOOD_KEY_SHA)
-    .replace("BANNED", BANNED_KEY_SHA);
-    let gw = boot(&fleet).await;
+    .await;
     let c = reqwest::Client::new();
     let call = |key: Option<&str>, tenant: Option<&str>| {
         let mut req = c
@@ -240,7 +236,7 @@ routes:
     .await;
     let c = reqwest::Client::new();
 
-    let r = c.get(gw.url("/robots.txt")).send().await.unwrap();
+    let r = fetch(&c, &gw, "/robots.txt", &[]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-rampart-origin"], "gateway");
     assert!(r.headers().get("x-rampart-error").is_none());

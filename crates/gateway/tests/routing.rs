@@ -12,8 +12,8 @@ use support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_by_host_path_method_and_header() {
     let names = ["canary", "write", "read", "exact", "wild"];
-    let ups = upstreams(&names).await;
-    let fleet = fleet_at(
+    let (ups, gw) = upstreams_gateway(
+        &names,
         r#"
 upstreams:
   - { name: canary, endpoints: ["@canary@"] }
@@ -47,9 +47,8 @@ routes:
     match: { host: "*.example.com", path: { prefix: / } }
     upstream: wild
 "#,
-        &placeholders(&ups),
-    );
-    let gw = boot(&fleet).await;
+    )
+    .await;
     let c = reqwest::Client::new();
     let api = "api.example.com";
     // (method, host, path, extra headers, the upstream that must serve it)
@@ -77,23 +76,13 @@ routes:
         assert_eq!(&got, want, "{method} {host}{path} {headers:?}");
     }
     // The upstream sees the path and query as sent.
-    let r = c
-        .get(gw.url("/v1/items?page=2&q=a%20b"))
-        .header("host", api)
-        .send()
-        .await
-        .unwrap();
+    let r = fetch(&c, &gw, "/v1/items?page=2&q=a%20b", &[("host", api)]).await;
     assert_eq!(echo(r).await["uri"], "/v1/items?page=2&q=a%20b");
 
     let before: u64 = ups.values().map(Upstream::hits).sum();
     // `*.example.com` is for subdomains only; other hosts match nothing.
     for host in ["example.com", "other.org", "api.example.com.evil.org"] {
-        let r = c
-            .get(gw.url("/v1/items"))
-            .header("host", host)
-            .send()
-            .await
-            .unwrap();
+        let r = fetch(&c, &gw, "/v1/items", &[("host", host)]).await;
         assert_gateway_error(&r, 404, "no_route");
         let body = echo(r).await;
         assert_eq!(body["error"], "no_route", "{host}: {body}");
@@ -103,8 +92,9 @@ routes:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_balancing_round_robin_consistent_hash_least_loaded() {
-    let ups = upstreams(&["rr1", "rr2", "rr3", "h1", "h2", "h3", "ll1", "ll2"]).await;
-    let fleet = fleet_at(
+    let names = ["rr1", "rr2", "rr3", "h1", "h2", "h3", "ll1", "ll2"];
+    let (ups, gw) = upstreams_gateway(
+        &names,
         r#"
 upstreams:
   - { name: rr, endpoints: ["@rr1@", "@rr2@", "@rr3@"], load_balancing: round_robin }
@@ -117,9 +107,8 @@ routes:
   - { id: hash, product: app, match: { path: { prefix: /hash/ } }, upstream: hash }
   - { id: ll, product: app, match: { path: { prefix: /ll/ } }, upstream: ll }
 "#,
-        &placeholders(&ups),
-    );
-    let gw = boot(&fleet).await;
+    )
+    .await;
     let c = reqwest::Client::new();
 
     let mut spread: HashMap<String, u32> = HashMap::new();
@@ -182,19 +171,19 @@ routes:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_checks_eject_and_restore_endpoints() {
-    let (a, b) = (upstream("a").await, upstream("b").await);
-    let fleet = fleet_at(
+    let (ups, gw) = upstreams_gateway(
+        &["a", "b"],
         r#"
 upstreams:
   - name: pool
-    endpoints: ["@a", "@b"]
+    endpoints: ["@a@", "@b@"]
     health_check: { path: /healthz, interval_ms: 100, timeout_ms: 50, unhealthy_threshold: 2, healthy_threshold: 2 }
 routes:
   - { id: all, product: app, match: { path: { prefix: / } }, upstream: pool }
 "#,
-        &[("@a", a.addr), ("@b", b.addr)],
-    );
-    let gw = boot(&fleet).await;
+    )
+    .await;
+    let (a, b) = (&ups["a"], &ups["b"]);
     let c = reqwest::Client::new();
     let b_addr = b.addr.to_string();
     let healthy = async |addr: &str| {
@@ -231,7 +220,7 @@ routes:
         healthy(&a.addr.to_string()).await == Some(0.0)
     })
     .await;
-    let r = c.get(gw.url("/x")).send().await.unwrap();
+    let r = fetch(&c, &gw, "/x", &[]).await;
     assert_gateway_error(&r, 503, "no_healthy_upstream");
     assert_eq!(a.hits(), a0 + 20);
 

@@ -9,12 +9,12 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_and_retries() {
-    let (slow, flaky) = (upstream("slow").await, upstream("flaky").await);
-    let fleet = fleet_at(
+    let (ups, gw) = upstreams_gateway(
+        &["slow", "flaky"],
         r#"
 upstreams:
-  - { name: slow, endpoints: ["@slow"], retries: { attempts: 0 } }
-  - { name: flaky, endpoints: ["@flaky"], retries: { attempts: 2, retry_on: [5xx] } }
+  - { name: slow, endpoints: ["@slow@"], retries: { attempts: 0 } }
+  - { name: flaky, endpoints: ["@flaky@"], retries: { attempts: 2, retry_on: [5xx] } }
 policies:
   - id: short-timeout
     timeout_retry: { timeout_ms: 300 }
@@ -25,30 +25,20 @@ routes:
   - { id: flaky-more, product: app, match: { path: { prefix: /flaky/more/ } }, upstream: flaky, policies: [more-retries] }
   - { id: flaky, product: app, match: { path: { prefix: /flaky/ } }, upstream: flaky }
 "#,
-        &[("@slow", slow.addr), ("@flaky", flaky.addr)],
-    );
-    let gw = boot(&fleet).await;
+    )
+    .await;
+    let (slow, flaky) = (&ups["slow"], &ups["flaky"]);
     let c = reqwest::Client::new();
 
     let t = Instant::now();
-    let r = c
-        .get(gw.url("/slow/x"))
-        .header("x-test-delay-ms", "3000")
-        .send()
-        .await
-        .unwrap();
+    let r = fetch(&c, &gw, "/slow/x", &[("x-test-delay-ms", "3000")]).await;
     let took = t.elapsed();
     assert_gateway_error(&r, 504, "upstream_timeout");
     assert!(
         took >= Duration::from_millis(250) && took < Duration::from_millis(2000),
         "the route's 300 ms timeout took {took:?}"
     );
-    let r = c
-        .get(gw.url("/slow/x"))
-        .header("x-test-delay-ms", "50")
-        .send()
-        .await
-        .unwrap();
+    let r = fetch(&c, &gw, "/slow/x", &[("x-test-delay-ms", "50")]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(slow.hits(), 2);
 
@@ -83,7 +73,7 @@ routes:
         );
     }
     let before = flaky.hits();
-    let r = c.get(gw.url("/flaky/x")).send().await.unwrap();
+    let r = fetch(&c, &gw, "/flaky/x", &[]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(flaky.hits() - before, 1, "a success is not retried");
 }
@@ -111,24 +101,19 @@ routes:
     let gw = boot(&fleet).await;
     let c = reqwest::Client::new();
 
-    let r = c
-        .get(gw.url("/live/x"))
-        .header("x-test-status", "500")
-        .send()
-        .await
-        .unwrap();
+    let r = fetch(&c, &gw, "/live/x", &[("x-test-status", "500")]).await;
     assert_eq!(r.status(), 500);
     assert!(r.headers().get("x-rampart-origin").is_none(), "{r:?}");
     assert!(r.headers().get("x-rampart-error").is_none(), "{r:?}");
     assert_eq!(echo(r).await["upstream"], "live");
     assert_eq!(live.hits(), 1, "5xx is not retried by default");
 
-    let r = c.get(gw.url("/dead/x")).send().await.unwrap();
+    let r = fetch(&c, &gw, "/dead/x", &[]).await;
     assert_gateway_error(&r, 502, "upstream_connect_error");
     assert_eq!(echo(r).await["error"], "upstream_connect_error");
     // By default a connect error is retried once, on another endpoint when there is one.
     for _ in 0..4 {
-        let r = c.get(gw.url("/mixed/x")).send().await.unwrap();
+        let r = fetch(&c, &gw, "/mixed/x", &[]).await;
         assert_eq!(r.status(), 200);
         assert_eq!(echo(r).await["upstream"], "live");
     }

@@ -17,32 +17,6 @@ pub use rampart_gateway::testing::*;
 pub const GOOD_KEY_SHA: &str = "a9dfa22d2fcc6856f2fa8d24a5f32d7b75c81558c83578ae688c45724b89d448";
 pub const BANNED_KEY_SHA: &str = "f2023b3fd0f8fdc23aa91ae614165d25036eff6eafae3bb1388e1fc43fa84805";
 
-/// The options of a test gateway with its state in `data_dir`: loopback listeners on
-/// ephemeral ports, and no config source.
-pub fn options(data_dir: &Path) -> rampart_gateway::GatewayOptions {
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    rampart_gateway::GatewayOptions {
-        identity: rampart_model::GatewayIdentity {
-            id: "gw-test".into(),
-            cell: "eu-1".into(),
-            version: semver::Version::new(0, 1, 0),
-        },
-        listen: any,
-        tls: None,
-        admin: any,
-        data_dir: data_dir.to_path_buf(),
-        config: None,
-        control: None,
-        poll: Duration::from_millis(50),
-        stability: Duration::from_secs(1),
-        drain: Duration::from_secs(5),
-        guard: Default::default(),
-        sample_every: 8,
-        sample_capacity: 64,
-        max_inflight: 10_000,
-    }
-}
-
 /// A gateway running in this process; stopped when dropped.
 pub struct Gateway {
     pub proxy: SocketAddr,
@@ -129,11 +103,14 @@ pub fn fleet(rest: &str) -> String {
     format!("environment: dev\nproducts: [{{ name: app }}]\n{rest}")
 }
 
-/// A dev fleet whose one upstream, `app`, is `up`; `rest` holds its policies and routes.
+/// A dev fleet whose one upstream, `app`, is `up`; `rest` holds its policies and routes, in
+/// which `@good-key@` and `@banned-key@` stand for [`GOOD_KEY_SHA`] and [`BANNED_KEY_SHA`].
 pub fn app_fleet(up: SocketAddr, rest: &str) -> String {
     fleet(&format!(
         "upstreams: [{{ name: app, endpoints: [\"{up}\"] }}]\n{rest}"
     ))
+    .replace("@good-key@", GOOD_KEY_SHA)
+    .replace("@banned-key@", BANNED_KEY_SHA)
 }
 
 /// An upstream `app` and a gateway serving it with `rest` (see [`app_fleet`]).
@@ -168,6 +145,17 @@ pub async fn upstreams<'a>(names: &[&'a str]) -> HashMap<&'a str, Upstream> {
     ups
 }
 
+/// An upstream of the standard kind for each of `names`, and a gateway serving the dev fleet
+/// `rest` (see [`fleet`]) with each `@name@` in it filled in with that upstream's address.
+pub async fn upstreams_gateway<'a>(
+    names: &[&'a str],
+    rest: &str,
+) -> (HashMap<&'a str, Upstream>, Gateway) {
+    let ups = upstreams(names).await;
+    let gw = boot(&fleet_at(rest, &placeholders(&ups))).await;
+    (ups, gw)
+}
+
 /// The JSON a response carries (an upstream's echo, or a gateway error).
 pub async fn echo(resp: reqwest::Response) -> Value {
     let status = resp.status();
@@ -181,6 +169,31 @@ pub fn raw_echo(raw: &str) -> Value {
     serde_json::from_str(&raw[start..=end]).unwrap()
 }
 
+/// Send `method path` through the gateway with `headers` (a repeated name adds a field).
+pub async fn request(
+    client: &reqwest::Client,
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = client.request(method.parse().unwrap(), gw.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+/// GET `path` through the gateway with `headers`.
+pub async fn fetch(
+    client: &reqwest::Client,
+    gw: &Gateway,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    request(client, gw, "GET", path, headers).await
+}
+
 /// Which upstream served `method host path` (with extra headers); panics unless 200.
 pub async fn served_by(
     client: &reqwest::Client,
@@ -190,13 +203,8 @@ pub async fn served_by(
     path: &str,
     headers: &[(&str, &str)],
 ) -> String {
-    let mut req = client
-        .request(method.parse().unwrap(), gw.url(path))
-        .header("host", host);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.unwrap();
+    let with_host = [&[("host", host)], headers].concat();
+    let resp = request(client, gw, method, path, &with_host).await;
     assert_eq!(
         resp.status(),
         200,
