@@ -182,14 +182,7 @@ fn flag_edit(name: &str, default: Value) -> Value {
 
 /// A medium-risk edit: an upstream with a different endpoint list.
 fn upstream_edit(endpoint: &str) -> Value {
-    let up = fleet()
-        .upstreams
-        .into_iter()
-        .find(|u| u.name == "confluence-app")
-        .unwrap();
-    let mut v = serde_json::to_value(up).unwrap();
-    v["endpoints"] = json!([endpoint]);
-    json!([{ "upsert": { "upstream": v } }])
+    json!([{ "upsert": { "upstream": support::confluence_with_endpoint(endpoint) } }])
 }
 
 fn id_of(v: &Value) -> String {
@@ -858,23 +851,13 @@ async fn audit_chain_verifies_and_detects_tampering(url: String) {
     );
     assert_eq!(v["entries"], 5);
     // Someone edits a row directly in the database.
-    sqlx::query("UPDATE audit SET actor = $1 WHERE seq = $2")
-        .bind("mallory")
-        .bind(3_i64)
-        .execute(h.store.pool())
-        .await
-        .unwrap();
+    set_audit_actor(&h, 3, "mallory").await;
     let (s, v) = h.call("GET", "/v1/audit/verify", &h.bob, None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["bad_seq"], 3);
     // And a removed row.
-    sqlx::query("UPDATE audit SET actor = $1 WHERE seq = $2")
-        .bind("bob")
-        .bind(3_i64)
-        .execute(h.store.pool())
-        .await
-        .unwrap();
+    set_audit_actor(&h, 3, "bob").await;
     let (_, v) = h.call("GET", "/v1/audit/verify", &h.bob, None).await;
     assert_eq!(v["ok"], true, "{v}");
     sqlx::query("DELETE FROM audit WHERE seq = $1")
@@ -888,6 +871,17 @@ async fn audit_chain_verifies_and_detects_tampering(url: String) {
     // Viewers and editors cannot read the audit log.
     let (s, _) = h.call("GET", "/v1/audit/verify", &h.alice, None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+/// Edit the actor of audit row `seq` behind the control plane's back, as an intruder with
+/// database access would.
+async fn set_audit_actor(h: &Harness, seq: i64, actor: &str) {
+    sqlx::query("UPDATE audit SET actor = $1 WHERE seq = $2")
+        .bind(actor)
+        .bind(seq)
+        .execute(h.store.pool())
+        .await
+        .unwrap();
 }
 
 async fn concurrent_applies_one_wins(url: String) {

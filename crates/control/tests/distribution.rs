@@ -103,13 +103,7 @@ impl Client {
     /// Submit an edit of the confluence-app upstream's endpoints, approve it and apply it;
     /// returns the new snapshot's hash.
     async fn change(&self, editor: &str, approver: &str, endpoint: &str) -> String {
-        let up = fleet()
-            .upstreams
-            .into_iter()
-            .find(|u| u.name == "confluence-app")
-            .unwrap();
-        let mut v = serde_json::to_value(up).unwrap();
-        v["endpoints"] = json!([endpoint]);
+        let v = support::confluence_with_endpoint(endpoint);
         let (s, cfg) = self.call("GET", "/v1/envs/prod/config", editor, None).await;
         assert_eq!(s, 200, "{cfg}");
         let body = json!({

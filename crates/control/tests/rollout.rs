@@ -270,12 +270,19 @@ async fn a_healthy_rollout_advances_then_succeeds_and_becomes_the_lkg(url: Strin
     );
 }
 
+/// The first stage's deployed hash, after the gateway reported `requests` clean baseline
+/// requests under it and the driver stepped once (marking where the stage's window starts).
+async fn baseline_reported(service: &Service, id: &str, requests: u64) -> String {
+    let hash = deployed(service).await;
+    report(service, &hash, vec![cohort(None, requests, 0, false)], None).await;
+    step(service, id).await;
+    hash
+}
+
 async fn errors_roll_back_to_the_lkg_with_evidence(url: String) {
     let (service, change, id) = started(&url).await;
     let lkg = service.store().last_verified(ENV).await.unwrap().unwrap();
-    let hash = deployed(&service).await;
-    report(&service, &hash, vec![cohort(None, 1_000, 0, false)], None).await;
-    step(&service, &id).await;
+    let hash = baseline_reported(&service, &id, 1_000).await;
     // 20 candidate requests, all failed, against a clean baseline.
     report(
         &service,
@@ -349,9 +356,7 @@ async fn a_paused_rollout_does_not_advance_until_resumed(url: String) {
 
 async fn a_local_guard_trip_or_a_nack_rolls_back(url: String) {
     let (service, _, id) = started(&url).await;
-    let hash = deployed(&service).await;
-    report(&service, &hash, vec![cohort(None, 100, 0, false)], None).await;
-    step(&service, &id).await;
+    let hash = baseline_reported(&service, &id, 100).await;
     report(
         &service,
         &hash,

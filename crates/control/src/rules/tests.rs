@@ -439,37 +439,36 @@ fn risk_is_derived_from_what_a_change_touches() {
 #[test]
 fn policies_and_routes_inherit_the_risk_of_flags_they_wire_in_or_out() {
     let policy = |id: &str, per_second: Value, burst: Value| json!({"upsert": {"policy": {"id": id, "rate_limit": {"per_second": per_second, "burst": burst, "key": "tenant"}}}});
-    // Editing around an unchanged binding: medium.
-    assert_eq!(
-        risk_of(json!([policy("rl", json!({"flag": "high-f"}), json!(9))])),
-        Risk::Medium
-    );
-    // Unbinding, rebinding to another flag, or moving the binding: the flags' risk.
-    assert_eq!(
-        risk_of(json!([policy("rl", json!(10), json!(5))])),
-        Risk::High
-    );
-    assert_eq!(
-        risk_of(json!([policy("rl", json!({"flag": "crit-f"}), json!(5))])),
-        Risk::Critical
-    );
-    assert_eq!(
-        risk_of(json!([policy("rl", json!(10), json!({"flag": "high-f"}))])),
-        Risk::High
-    );
-    // A new policy binding a flag, and a plain one.
-    assert_eq!(
-        risk_of(json!([policy("new", json!({"flag": "crit-f"}), json!(1))])),
-        Risk::Critical
-    );
-    assert_eq!(
-        risk_of(json!([policy("new", json!({"flag": "low-f"}), json!(1))])),
-        Risk::Medium
-    );
-    assert_eq!(
-        risk_of(json!([policy("plain", json!(1), json!(1))])),
-        Risk::Medium
-    );
+    let cases = [
+        // Editing around an unchanged binding: medium.
+        (
+            policy("rl", json!({"flag": "high-f"}), json!(9)),
+            Risk::Medium,
+        ),
+        // Unbinding, rebinding to another flag, or moving the binding: the flags' risk.
+        (policy("rl", json!(10), json!(5)), Risk::High),
+        (
+            policy("rl", json!({"flag": "crit-f"}), json!(5)),
+            Risk::Critical,
+        ),
+        (
+            policy("rl", json!(10), json!({"flag": "high-f"})),
+            Risk::High,
+        ),
+        // A new policy binding a flag, and a plain one.
+        (
+            policy("new", json!({"flag": "crit-f"}), json!(1)),
+            Risk::Critical,
+        ),
+        (
+            policy("new", json!({"flag": "low-f"}), json!(1)),
+            Risk::Medium,
+        ),
+        (policy("plain", json!(1), json!(1)), Risk::Medium),
+    ];
+    for (edit, want) in cases {
+        assert_eq!(risk_of(json!([edit.clone()])), want, "{edit}");
+    }
     // Binding a flag the same change makes critical.
     assert_eq!(
         risk_of(json!([

@@ -39,3 +39,16 @@ pub fn instant_rollouts() -> rampart_control::plan::RolloutConfig {
         prod: rules,
     }
 }
+
+/// The example fleet's `confluence-app` upstream with `endpoints` set to `[endpoint]`, as JSON:
+/// a medium-risk edit.
+pub fn confluence_with_endpoint(endpoint: &str) -> serde_json::Value {
+    let up = example_fleet()
+        .upstreams
+        .into_iter()
+        .find(|u| u.name == "confluence-app")
+        .expect("the example fleet has confluence-app");
+    let mut v = serde_json::to_value(up).expect("an upstream serializes");
+    v["endpoints"] = serde_json::json!([endpoint]);
+    v
+}
