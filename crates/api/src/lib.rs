@@ -37,7 +37,7 @@ pub use audit::AuditAction;
 pub use audit_log::{AuditLog, AuditLogEntry, AuditReport};
 pub use change::{
     ApplyResponse, ChangeList, ChangeRecord, ChangeStatus, ChangeView, EmptyRequest, Missing,
-    RejectRequest, SubmitRequest, Verdict,
+    Readiness, RejectRequest, SubmitRequest,
 };
 pub use decision::DecisionAction;
 pub use env::{ConfigResponse, FlagsResponse, SnapshotRecord, SnapshotRef};
@@ -47,4 +47,4 @@ pub use role::{Role, TokenKind};
 pub use rollout::{
     ControlRequest, RolloutAction, RolloutDecision, RolloutList, RolloutState, RolloutView,
 };
-pub use token::{TokenCreated, TokenRecord, TokenRequest};
+pub use token::{NO_ROLE, TokenCreated, TokenRecord, TokenRequest, role_name};

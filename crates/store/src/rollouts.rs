@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use rampart_api::{DecisionAction, RolloutState};
+use rampart_api::{RolloutDecision, RolloutState, RolloutView};
 use rampart_model::change::RolloutPlan;
 use rampart_model::config::Environment;
 use rampart_model::wire::{CohortCounters, CohortWindow, ImpactCounts};
@@ -92,6 +92,34 @@ pub struct RolloutRecord {
 }
 
 impl RolloutRecord {
+    /// The rollout as the API shows it, with its soak so far and its decisions.
+    pub fn into_view(self, soaked_secs: f64, decisions: Vec<RolloutDecision>) -> RolloutView {
+        RolloutView {
+            id: self.id,
+            change_id: self.change_id,
+            env: self.env,
+            risk: self.risk,
+            state: self.state,
+            stages: self.plan.stages,
+            stage_index: self.stage_index,
+            stage_started_ms: self.stage_started_ms,
+            paused_at_ms: self.paused_at_ms,
+            paused_total_ms: self.paused_total_ms,
+            baseline_version: self.baseline_version,
+            candidate_version: self.candidate_version,
+            baseline_hash: self.baseline_hash,
+            candidate_hash: self.candidate_hash,
+            last_eval: self.last_eval,
+            reason: self.reason,
+            rev: self.rev,
+            created_ms: self.created_ms,
+            updated_ms: self.updated_ms,
+            finished_ms: self.finished_ms,
+            soaked_secs,
+            decisions,
+        }
+    }
+
     /// Milliseconds of soak in the current stage at `now`: time since the stage started,
     /// pauses excluded.
     pub fn soaked_ms(&self, now: u64) -> u64 {
@@ -100,17 +128,6 @@ impl RolloutRecord {
             .saturating_sub(self.paused_total_ms)
             .saturating_sub(paused_now)
     }
-}
-
-/// One decision of a rollout, with its evidence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RolloutDecision {
-    pub at_ms: u64,
-    pub stage_index: usize,
-    pub stage: String,
-    pub action: DecisionAction,
-    pub actor: String,
-    pub evidence: serde_json::Value,
 }
 
 const ROLLOUT_COLUMNS: &str = "SELECT id, change_id, env, risk, state, plan, stage_index, \

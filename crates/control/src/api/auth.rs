@@ -11,14 +11,13 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use rampart_api::{Role, TokenKind};
+use rampart_api::{Role, TokenKind, TokenRecord};
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
 use crate::audit::AuditAction;
 use crate::rules::{Permission, allowed};
-use crate::store::TokenRecord;
 
 /// What an endpoint needs: a marker type per [`Permission`].
 pub trait Needs {

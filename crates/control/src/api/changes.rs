@@ -13,7 +13,7 @@ use super::error::doc::{BadBody, BadQuery, Conflict, Denied, Invalid, NotFound};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Env};
 use super::{MAX_LIST, St};
-use crate::service::{Submission, views};
+use crate::service::Submission;
 
 /// `?limit=N`: 1 to [`MAX_LIST`], 100 by default; nothing else.
 fn list_limit(query: Option<&str>) -> ApiResult<u32> {
@@ -58,9 +58,7 @@ pub async fn list_changes(
 ) -> ApiResult<Json<ChangeList>> {
     let limit = list_limit(query.as_deref())?;
     let changes = s.service.list(Some(env), limit).await?;
-    Ok(Json(ChangeList {
-        changes: changes.into_iter().map(views::change_record).collect(),
-    }))
+    Ok(Json(ChangeList { changes }))
 }
 
 #[utoipa::path(
@@ -141,7 +139,7 @@ pub async fn reject(
     Body(b): Body<RejectRequest>,
 ) -> ApiResult<Json<ChangeRecord>> {
     let record = s.service.reject(&id, &caller.name, &b.reason).await?;
-    Ok(Json(views::change_record(record)))
+    Ok(Json(record))
 }
 
 #[utoipa::path(
@@ -160,7 +158,7 @@ pub async fn withdraw(
     Body(EmptyRequest {}): Body<EmptyRequest>,
 ) -> ApiResult<Json<ChangeRecord>> {
     let record = s.service.withdraw(&id, &caller.name, caller.role).await?;
-    Ok(Json(views::change_record(record)))
+    Ok(Json(record))
 }
 
 #[utoipa::path(

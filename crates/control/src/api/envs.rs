@@ -10,7 +10,7 @@ use super::auth::{Caller, may};
 use super::error::ApiResult;
 use super::error::doc::{BadBody, Conflict, Denied, NotFound};
 use super::extract::{Body, Env};
-use crate::service::{ServiceError, views};
+use crate::service::ServiceError;
 
 #[utoipa::path(
     get,
@@ -86,7 +86,7 @@ pub async fn get_snapshot(
     Env(env): Env,
 ) -> ApiResult<Json<SnapshotRecord>> {
     let snap = s.service.latest_snapshot(env).await?;
-    Ok(Json(views::snapshot_record(snap)))
+    Ok(Json(snap))
 }
 
 #[utoipa::path(
@@ -106,5 +106,5 @@ pub async fn rollback(
 ) -> ApiResult<Json<SnapshotRef>> {
     let snap = s.service.rollback(env, &caller.name).await?;
     s.publish(env).await;
-    Ok(Json(views::snapshot_ref(&snap)))
+    Ok(Json(snap.to_ref()))
 }

@@ -9,7 +9,6 @@ use super::auth::{Caller, may};
 use super::error::ApiResult;
 use super::error::doc::{BadQuery, Denied};
 use super::extract::EnvQuery;
-use crate::service::views;
 
 #[utoipa::path(
     get,
@@ -26,8 +25,5 @@ pub async fn fleet(
     EnvQuery(env): EnvQuery,
 ) -> ApiResult<Json<Fleet>> {
     let gateways = s.service.fleet(env).await?;
-    Ok(Json(Fleet {
-        env,
-        gateways: gateways.into_iter().map(views::gateway_seen).collect(),
-    }))
+    Ok(Json(Fleet { env, gateways }))
 }

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use rampart_api::GatewaySeen;
 use rampart_model::clock::unix_ms;
 use rampart_model::wire::{ConfigAck, GatewayReport, SampleBatch};
 
@@ -14,7 +15,6 @@ use super::auth::Gateway;
 use super::error::doc::GatewayDenied;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, GatewayQuery};
-use crate::store::GatewaySeen;
 
 /// The fleet row of the gateway a query names, seen now.
 fn seen(q: &GatewayQuery) -> GatewaySeen {

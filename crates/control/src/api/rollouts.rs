@@ -14,7 +14,6 @@ use super::error::doc::{Conflict, Denied, NotFound};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Env};
 use crate::rules::Permission;
-use crate::service::views;
 
 #[utoipa::path(
     get,
@@ -31,9 +30,7 @@ pub async fn list_rollouts(
     Env(env): Env,
 ) -> ApiResult<Json<RolloutList>> {
     let rollouts = s.service.rollouts().views(env, 50).await?;
-    Ok(Json(RolloutList {
-        rollouts: rollouts.into_iter().map(views::rollout_view).collect(),
-    }))
+    Ok(Json(RolloutList { rollouts }))
 }
 
 #[utoipa::path(
@@ -50,9 +47,7 @@ pub async fn get_rollout(
     _: Caller<may::Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RolloutView>> {
-    Ok(Json(views::rollout_view(
-        s.service.rollouts().view(&id).await?,
-    )))
+    Ok(Json(s.service.rollouts().view(&id).await?))
 }
 
 #[utoipa::path(
@@ -92,9 +87,9 @@ pub async fn control_rollout(
         RolloutAction::Resume => service.rollouts().resume(&id, &caller.name, reason).await?,
         RolloutAction::Abort => {
             let v = service.rollouts().abort(&id, &caller.name, reason).await?;
-            s.publish(v.record.env).await;
+            s.publish(v.env).await;
             v
         }
     };
-    Ok(Json(views::rollout_view(view)))
+    Ok(Json(view))
 }

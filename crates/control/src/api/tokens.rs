@@ -10,7 +10,6 @@ use super::auth::{Caller, may};
 use super::error::doc::{BadBody, Denied, Invalid};
 use super::error::{ApiError, ApiResult};
 use super::extract::Body;
-use crate::service::views;
 
 #[utoipa::path(
     post,
@@ -44,10 +43,9 @@ pub async fn create_token(
             ));
         }
     };
-    let (record, secret) = s
+    let (token, secret) = s
         .service
         .create_token(&caller.name, &b.name, b.kind, role)
         .await?;
-    let token = views::token_record(record);
     Ok((StatusCode::CREATED, Json(TokenCreated { token, secret })))
 }

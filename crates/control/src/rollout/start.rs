@@ -3,7 +3,7 @@
 
 use crate::store::ops::*;
 use rampart_api::ErrorCode;
-use rampart_api::{ChangeStatus, RolloutState};
+use rampart_api::{ChangeRecord, ChangeStatus, RolloutState, SnapshotRecord};
 use rampart_eval::Evaluator;
 use rampart_model::EnumName;
 use rampart_model::change::{Change, Edit, Object, ObjectKind};
@@ -15,7 +15,7 @@ use super::{DecisionAction, FRESH_REPORT_MS, Rollouts, SAMPLE_BATCHES, step::sta
 use crate::audit::AuditAction;
 use crate::impact;
 use crate::service::{FieldError, Result, ServiceError, audit_in, candidate};
-use crate::store::{ChangeRecord, Marks, RolloutRecord, SnapshotRecord, StoreError};
+use crate::store::{Marks, RolloutRecord, StoreError};
 
 impl Rollouts {
     /// The impact test of a change: samples replayed through baseline and candidate.

@@ -3,7 +3,7 @@
 //! the evaluation.
 
 use crate::store::ops::*;
-use rampart_api::{ChangeStatus, RolloutState};
+use rampart_api::{ChangeStatus, RolloutState, SnapshotRecord};
 use rampart_model::change::StageDef;
 use rampart_model::snapshot::StageScope;
 use rampart_model::wire::{CohortCounters, ImpactCounts};
@@ -13,9 +13,7 @@ use serde_json::{Value, json};
 use super::{DecisionAction, FRESH_REPORT_MS, Rollouts, moved};
 use crate::gates::{self, CohortWindow, GateVerdict, ShadowWindow, StageWindow};
 use crate::service::{Result, Service, deployed_record};
-use crate::store::{
-    GatewayState, GatewayWindow, Mark, Marks, RolloutRecord, SnapshotRecord, StoreError, StoreTx,
-};
+use crate::store::{GatewayState, GatewayWindow, Mark, Marks, RolloutRecord, StoreError, StoreTx};
 
 impl Rollouts {
     /// One look at a running or paused rollout: judge the gates, then advance, finish, roll

@@ -1,7 +1,9 @@
 //! The life of a change: submit, view, approve, reject, withdraw and apply.
 
 use crate::store::ops::*;
-use rampart_api::{ChangeStatus, ChangeView, ErrorCode, FieldError, Role};
+use rampart_api::{
+    ChangeRecord, ChangeStatus, ChangeView, ErrorCode, FieldError, Readiness, Role, SnapshotRecord,
+};
 use rampart_eval::Evaluator;
 use rampart_model::EnumName;
 use rampart_model::change::Edit;
@@ -13,8 +15,8 @@ use super::objects::{candidate, edit_key, objects_of};
 use super::views;
 use super::{Result, SOAK_LOOKBACK, Service, ServiceError, Submission, audit_in, open, subject};
 use crate::audit::AuditAction;
-use crate::rules::{self, ApprovalFacts, Readiness, Refusal};
-use crate::store::{self, ChangeRecord, NewChange, SnapshotRecord, StoreError};
+use crate::rules::{self, ApprovalFacts, Refusal};
+use crate::store::{self, NewChange, StoreError};
 
 impl Service {
     /// Submit a change: validate it, judge its risk, record it with its audit entries.

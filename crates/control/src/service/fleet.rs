@@ -2,17 +2,15 @@
 //! place in the fleet, ACKs, reports and request samples, and the deployments they stream.
 
 use crate::store::ops::*;
-use rampart_api::ApplyResponse;
+use rampart_api::{ApplyResponse, ChangeRecord, GatewaySeen, SnapshotRecord, TokenRecord};
 use rampart_model::EnumName;
 use rampart_model::config::{Config, Environment};
 use rampart_model::wire::{ConfigAck, GatewayReport, SampleBatch};
 use serde_json::json;
 
-use super::{Result, Service, ServiceError, views};
+use super::{Result, Service, ServiceError};
 use crate::audit::AuditAction;
-use crate::store::{
-    ChangeRecord, Deployment, GatewaySeen, SnapshotRecord, StoreError, TokenRecord,
-};
+use crate::store::{Deployment, StoreError};
 
 /// Sample batches kept per environment for the impact test.
 const KEPT_SAMPLE_BATCHES: u32 = 200;
@@ -68,8 +66,8 @@ impl Service {
             .map_err(internal)?
             .map(|(hash, _)| hash);
         Ok(ApplyResponse {
-            change: views::change_record(change),
-            snapshot: views::snapshot_ref(snapshot),
+            snapshot: snapshot.to_ref(),
+            change,
             rollout_id: rollout.map(|r| r.id),
             deployed_hash: deployed,
         })

@@ -51,7 +51,7 @@ mod rollback;
 pub mod views;
 
 use crate::store::ops::*;
-use rampart_api::{ChangeStatus, ErrorCode};
+use rampart_api::{ChangeStatus, ErrorCode, Readiness, SnapshotRecord};
 use rampart_model::clock::{Clock, SystemClock};
 use std::sync::Arc;
 
@@ -66,8 +66,8 @@ pub use objects::candidate;
 pub use rampart_api::FieldError;
 
 use crate::audit::{self, AuditAction};
-use crate::rules::{Readiness, RulesConfig};
-use crate::store::{AuditRecord, NewAuditRecord, SnapshotRecord, Store, StoreError, StoreTx};
+use crate::rules::RulesConfig;
+use crate::store::{AuditRecord, NewAuditRecord, Store, StoreError, StoreTx};
 
 /// How many staging snapshots the soak measurement looks back through.
 pub const SOAK_LOOKBACK: u64 = 200;

@@ -1,7 +1,7 @@
 //! The fast path back: rollback to the last known good snapshot.
 
 use crate::store::ops::*;
-use rampart_api::ErrorCode;
+use rampart_api::{ErrorCode, SnapshotRecord};
 use rampart_model::EnumName;
 use rampart_model::Snapshot;
 use rampart_model::change::Edit;
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::objects::{kind_from_str, objects_of};
 use super::{Result, Service, ServiceError, audit_in, deployed_record};
 use crate::audit::AuditAction;
-use crate::store::{self, SnapshotRecord, StoreTx};
+use crate::store::{self, StoreTx};
 
 impl Service {
     /// Go back to the last known good snapshot of `env` at once: the only fast path. A rollout
