@@ -9,34 +9,19 @@ use serde_json::Value;
 
 use crate::env::SnapshotRef;
 
-/// Where a change is in its life. A rollout slots in between `approved` and `applied`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum ChangeStatus {
-    Submitted,
-    Validated,
-    AwaitingApproval,
-    Approved,
-    RollingOut,
-    Applied,
-    Rejected,
-    Withdrawn,
-    RolledBack,
+rampart_model::wire_enum! {
+    /// Where a change is in its life. A rollout slots in between `approved` and `applied`.
+    pub enum ChangeStatus {
+        Submitted,
+        Validated,
+        AwaitingApproval,
+        Approved,
+        RollingOut,
+        Applied,
+        Rejected,
+        Withdrawn,
+        RolledBack,
+    }
 }
 
 impl ChangeStatus {

@@ -7,31 +7,15 @@ use crate::config::{Config, Environment, Policy, Product, Route, Upstream};
 use crate::flag::Flag;
 use crate::snapshot::StageScope;
 
-/// How strict the path to production is for a change.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Risk {
-    Low,
-    Medium,
-    High,
-    Critical,
+crate::wire_enum! {
+    /// How strict the path to production is for a change.
+    #[derive(PartialOrd, Ord)]
+    pub enum Risk {
+        Low,
+        Medium,
+        High,
+        Critical,
+    }
 }
 
 /// A proposed edit to one or more objects of one environment. Immutable once submitted.
@@ -119,30 +103,15 @@ impl Config {
     }
 }
 
-/// The kind of a configuration object.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum ObjectKind {
-    Product,
-    Upstream,
-    Policy,
-    Route,
-    Flag,
+crate::wire_enum! {
+    /// The kind of a configuration object.
+    pub enum ObjectKind {
+        Product,
+        Upstream,
+        Policy,
+        Route,
+        Flag,
+    }
 }
 
 /// The stages a change passes through on its way to 100%.

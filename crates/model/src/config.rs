@@ -6,30 +6,14 @@ use serde::{Deserialize, Serialize};
 use crate::bind::Bindable;
 use crate::flag::Flag;
 
-/// A deployment environment. Changes are promoted in this order.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Environment {
-    Dev,
-    Staging,
-    Prod,
+crate::wire_enum! {
+    /// A deployment environment. Changes are promoted in this order.
+    #[derive(PartialOrd, Ord)]
+    pub enum Environment {
+        Dev,
+        Staging,
+        Prod,
+    }
 }
 
 /// Who a gateway is: its id, its cell (failure domain) and its version.
@@ -269,32 +253,18 @@ pub enum PathMatch {
     Exact(String),
 }
 
-/// An HTTP method.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "UPPERCASE")]
-#[strum(serialize_all = "UPPERCASE")]
-pub enum Method {
-    Get,
-    Head,
-    Post,
-    Put,
-    Delete,
-    Patch,
-    Options,
+crate::wire_enum! {
+    case = "UPPERCASE";
+    /// An HTTP method.
+    pub enum Method {
+        Get,
+        Head,
+        Post,
+        Put,
+        Delete,
+        Patch,
+        Options,
+    }
 }
 
 /// A condition on one request header.
