@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Environment, Policy, Product, Route, Upstream};
+use crate::config::{Config, Environment, Policy, Product, Route, Settings, Upstream};
 use crate::flag::Flag;
 use crate::snapshot::StageScope;
 
@@ -76,6 +76,24 @@ impl Object {
 }
 
 impl Config {
+    /// The configuration of `env` made of `objects`, with the default settings (which no
+    /// object carries).
+    pub fn from_objects(env: Environment, objects: impl IntoIterator<Item = Object>) -> Config {
+        let mut config = Config {
+            environment: env,
+            settings: Settings::default(),
+            products: Vec::new(),
+            upstreams: Vec::new(),
+            policies: Vec::new(),
+            routes: Vec::new(),
+            flags: Vec::new(),
+        };
+        for object in objects {
+            config.push(object);
+        }
+        config
+    }
+
     /// Every object of the configuration, by kind: products, upstreams, policies, routes,
     /// flags.
     pub fn objects(&self) -> impl Iterator<Item = Object> + '_ {
