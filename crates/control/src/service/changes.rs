@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 
 use super::objects::{candidate, edit_key, objects_of};
 use super::views;
-use super::{Result, SOAK_LOOKBACK, Service, ServiceError, Submission, audit_in, open, subject};
+use super::{
+    Result, SOAK_LOOKBACK, Service, ServiceError, Submission, audit_in, commit_audited, open,
+    subject,
+};
 use crate::audit::AuditAction;
 use crate::rules::{self, ApprovalFacts, Refusal};
 use crate::store::{self, NewChange, StoreError};
@@ -263,15 +266,7 @@ impl Service {
             "approvals": approvers.len(),
             "status": to.as_str(),
         });
-        audit_in(
-            &mut tx,
-            actor,
-            AuditAction::ChangeApproved,
-            &subject(id),
-            detail,
-        )
-        .await?;
-        tx.commit().await?;
+        commit_audited(tx, actor, AuditAction::ChangeApproved, &subject(id), detail).await?;
         let mut record = record;
         record.status = to;
         Ok(views::change_view(
@@ -454,15 +449,7 @@ impl Service {
             "hash": snapshot.hash().to_string(),
             "approvals": approvers,
         });
-        audit_in(
-            &mut tx,
-            actor,
-            AuditAction::ChangeApplied,
-            &subject(id),
-            detail,
-        )
-        .await?;
-        tx.commit().await?;
+        commit_audited(tx, actor, AuditAction::ChangeApplied, &subject(id), detail).await?;
         record.status = ChangeStatus::Applied;
         let stored =
             self.store.snapshot(env, version).await?.ok_or_else(|| {

@@ -176,6 +176,19 @@ pub async fn audit_in(
     Ok(tx.append_audit_row(&row, row_hash(action, &detail)).await?)
 }
 
+/// Append the audit entry of what `tx` did (last, as the store's lock order wants) and commit.
+pub async fn commit_audited(
+    mut tx: StoreTx,
+    actor: &str,
+    action: AuditAction,
+    subject: &str,
+    detail: Value,
+) -> Result<()> {
+    audit_in(&mut tx, actor, action, subject, detail).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// What a return to `target` deployed, at `version`.
 pub(crate) fn deployed_record(
     target: &SnapshotRecord,

@@ -9,7 +9,7 @@ use rampart_model::config::Environment;
 use serde_json::{Value, json};
 
 use super::objects::{kind_from_str, objects_of};
-use super::{Result, Service, ServiceError, audit_in, deployed_record};
+use super::{Result, Service, ServiceError, commit_audited, deployed_record};
 use crate::audit::AuditAction;
 use crate::store::{self, StoreTx};
 
@@ -53,15 +53,14 @@ impl Service {
             })?;
         let mut tx = self.store.begin().await?;
         let (version, detail) = Self::return_to(&mut tx, &lkg, actor, "rollback").await?;
-        audit_in(
-            &mut tx,
+        commit_audited(
+            tx,
             actor,
             AuditAction::Rollback,
             &format!("env/{env}"),
             detail,
         )
         .await?;
-        tx.commit().await?;
         Ok(deployed_record(&lkg, version, self.now_ms()))
     }
 
