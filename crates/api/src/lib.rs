@@ -5,8 +5,8 @@
 //! `unleash-types`: the request and response body of every endpoint, the one error body with
 //! its stable [`ErrorCode`]s, and the names of roles, token kinds, change statuses, rollout
 //! states, audit actions and rollout decisions. Every type derives serde and `utoipa::ToSchema`, so the OpenAPI document, the
-//! server and its clients agree by construction. Enum names come from one strum derive; see
-//! [`rampart_model::names`].
+//! server and its clients agree by construction. Enums are declared with
+//! [`rampart_model::wire_enum!`], which gives serde and strum the same names.
 //!
 //! | module | endpoints |
 //! |---|---|

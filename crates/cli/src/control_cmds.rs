@@ -30,11 +30,11 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use rampart_control::rules::RulesConfig;
 use rampart_control::service::Service;
-use rampart_control::store::Store;
-use rampart_control::store::ops::*;
 use rampart_model::change::{Edit, Object, ObjectKind};
 use rampart_model::load::{from_json, from_yaml};
 use rampart_model::{Config, DeclaredImpact, Environment};
+use rampart_store::Store;
+use rampart_store::ops::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

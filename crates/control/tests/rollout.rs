@@ -13,13 +13,13 @@ use support::example_fleet as fleet;
 use rampart_control::plan::RolloutConfig;
 use rampart_control::rules::RulesConfig;
 use rampart_control::service::{Service, Submission};
-use rampart_control::store::Store;
-use rampart_control::store::ops::*;
 use rampart_model::EnumName;
 use rampart_model::change::{Edit, Object};
 use rampart_model::config::{Config, Environment, GatewayIdentity};
 use rampart_model::wire::{CohortCounters, GatewayReport, LATENCY_BOUNDS_MS};
 use rampart_model::{ContentHash, Snapshot};
+use rampart_store::Store;
+use rampart_store::ops::*;
 use serde_json::json;
 
 suite!(

@@ -46,8 +46,8 @@ mod engine;
 mod start;
 mod step;
 
-use crate::store::ops::*;
 use rampart_api::{DecisionAction, ErrorCode, RolloutDecision, RolloutView, SnapshotRecord};
+use rampart_store::ops::*;
 use std::sync::Arc;
 
 use rampart_model::clock::Clock;
@@ -57,7 +57,7 @@ use tokio::sync::Notify;
 
 use crate::plan::RolloutConfig;
 use crate::service::{Result, ServiceError, audit_in};
-use crate::store::{RolloutRecord, Store, StoreError, StoreTx};
+use rampart_store::{RolloutRecord, Store, StoreError, StoreTx};
 
 pub use engine::Engine;
 

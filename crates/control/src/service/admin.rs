@@ -1,13 +1,13 @@
 //! Tokens and the audit log.
 
-use crate::store::ops::*;
 use rampart_api::{AuditReport, Role, TokenKind, TokenRecord};
 use rampart_model::EnumName;
+use rampart_store::ops::*;
 use serde_json::{Value, json};
 
 use super::{Result, Service, commit_audited};
 use crate::audit::{self, AuditAction, ChainError};
-use crate::store::AuditRecord;
+use rampart_store::AuditRecord;
 
 impl Service {
     /// Create a token, audited in the same transaction. Returns its secret (shown once).

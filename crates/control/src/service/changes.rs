@@ -1,6 +1,5 @@
 //! The life of a change: submit, view, approve, reject, withdraw and apply.
 
-use crate::store::ops::*;
 use rampart_api::{
     ChangeRecord, ChangeStatus, ChangeView, ErrorCode, FieldError, Readiness, Role, SnapshotRecord,
 };
@@ -9,6 +8,7 @@ use rampart_model::EnumName;
 use rampart_model::change::Edit;
 use rampart_model::config::Environment;
 use rampart_model::{Change, Risk, Snapshot};
+use rampart_store::ops::*;
 use serde_json::{Value, json};
 
 use super::objects::{candidate, edit_key, objects_of};
@@ -19,7 +19,7 @@ use super::{
 };
 use crate::audit::AuditAction;
 use crate::rules::{self, ApprovalFacts, Refusal};
-use crate::store::{self, NewChange, StoreError};
+use rampart_store::{NewChange, StoreError};
 
 impl Service {
     /// Submit a change: validate it, judge its risk, record it with its audit entries.
@@ -69,7 +69,7 @@ impl Service {
             }
         }
         let risk = rules::change_risk(&change, &current);
-        let id = store::new_id("chg")?;
+        let id = rampart_store::new_id("chg")?;
         let (status, validation) = if fields.is_empty() {
             (ChangeStatus::AwaitingApproval, None)
         } else {

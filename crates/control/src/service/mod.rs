@@ -50,9 +50,9 @@ mod objects;
 mod rollback;
 pub mod views;
 
-use crate::store::ops::*;
 use rampart_api::{ChangeStatus, ErrorCode, Readiness, SnapshotRecord};
 use rampart_model::clock::{Clock, SystemClock};
+use rampart_store::ops::*;
 use std::sync::Arc;
 
 use crate::rollout::Rollouts;
@@ -67,7 +67,7 @@ pub use rampart_api::FieldError;
 
 use crate::audit::{self, AuditAction};
 use crate::rules::RulesConfig;
-use crate::store::{AuditRecord, NewAuditRecord, Store, StoreError, StoreTx};
+use rampart_store::{AuditRecord, NewAuditRecord, Store, StoreError, StoreTx};
 
 /// How many staging snapshots the soak measurement looks back through.
 pub const SOAK_LOOKBACK: u64 = 200;

@@ -1,17 +1,17 @@
 //! The fast path back: rollback to the last known good snapshot.
 
-use crate::store::ops::*;
 use rampart_api::{ErrorCode, SnapshotRecord};
 use rampart_model::EnumName;
 use rampart_model::Snapshot;
 use rampart_model::change::Edit;
 use rampart_model::config::Environment;
+use rampart_store::ops::*;
 use serde_json::{Value, json};
 
 use super::objects::{kind_from_str, objects_of};
 use super::{Result, Service, ServiceError, commit_audited, deployed_record};
 use crate::audit::AuditAction;
-use crate::store::{self, StoreTx};
+use rampart_store::StoreTx;
 
 impl Service {
     /// Go back to the last known good snapshot of `env` at once: the only fast path. A rollout
@@ -93,7 +93,7 @@ impl Service {
         let version = if edits.is_empty() {
             head
         } else {
-            let rollback_id = store::new_id("rbk")?;
+            let rollback_id = rampart_store::new_id("rbk")?;
             let v = tx
                 .apply_edits(env, head, &edits, actor, &rollback_id)
                 .await?;
