@@ -29,7 +29,7 @@ rampart_model::wire_enum! {
 
 #[cfg(test)]
 mod tests {
-    use rampart_model::{EnumName, parse_name};
+    use rampart_model::EnumName;
     use strum::VariantArray;
 
     use super::*;
@@ -61,12 +61,5 @@ mod tests {
                 "gateway_nack",
             ]
         );
-        for a in AuditAction::VARIANTS {
-            assert_eq!(
-                parse_name::<AuditAction>("audit action", a.as_str()),
-                Ok(*a)
-            );
-            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
-        }
     }
 }

@@ -177,20 +177,12 @@ pub struct ApplyResponse {
 
 #[cfg(test)]
 mod tests {
-    use rampart_model::{EnumName, parse_name};
-    use strum::VariantArray;
+    use rampart_model::EnumName;
 
     use super::*;
 
     #[test]
-    fn names_round_trip_and_match_serde() {
-        for s in ChangeStatus::VARIANTS {
-            assert_eq!(
-                parse_name::<ChangeStatus>("change status", s.as_str()),
-                Ok(*s)
-            );
-            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
-        }
+    fn names_are_snake_case() {
         assert_eq!(ChangeStatus::AwaitingApproval.as_str(), "awaiting_approval");
     }
 }

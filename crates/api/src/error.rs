@@ -74,17 +74,12 @@ pub struct ErrorBody {
 
 #[cfg(test)]
 mod tests {
-    use rampart_model::{EnumName, parse_name};
-    use strum::VariantArray;
+    use rampart_model::EnumName;
 
     use super::*;
 
     #[test]
-    fn codes_round_trip_and_match_serde() {
-        for c in ErrorCode::VARIANTS {
-            assert_eq!(parse_name::<ErrorCode>("error code", c.as_str()), Ok(*c));
-            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
-        }
+    fn codes_are_snake_case() {
         assert_eq!(ErrorCode::StatusConflict.as_str(), "status_conflict");
         assert_eq!(ErrorCode::NoLkg.as_str(), "no_lkg");
     }

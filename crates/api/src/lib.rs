@@ -33,6 +33,9 @@ pub mod role;
 pub mod rollout;
 pub mod token;
 
+#[cfg(test)]
+mod tests;
+
 pub use audit::AuditAction;
 pub use audit_log::{AuditLog, AuditLogEntry, AuditReport};
 pub use change::{

@@ -26,21 +26,12 @@ rampart_model::wire_enum! {
 
 #[cfg(test)]
 mod tests {
-    use rampart_model::{EnumName, parse_name};
-    use strum::VariantArray;
+    use rampart_model::parse_name;
 
     use super::*;
 
     #[test]
-    fn names_round_trip_and_match_serde() {
-        for r in Role::VARIANTS {
-            assert_eq!(parse_name::<Role>("role", r.as_str()), Ok(*r));
-            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
-        }
-        for k in TokenKind::VARIANTS {
-            assert_eq!(parse_name::<TokenKind>("token kind", k.as_str()), Ok(*k));
-            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
-        }
+    fn an_unknown_role_lists_the_known_ones() {
         let err = parse_name::<Role>("role", "root").unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -100,22 +100,3 @@ pub struct ControlRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
-
-#[cfg(test)]
-mod tests {
-    use rampart_model::{EnumName, parse_name};
-    use strum::VariantArray;
-
-    use super::*;
-
-    #[test]
-    fn names_round_trip_and_match_serde() {
-        for s in RolloutState::VARIANTS {
-            assert_eq!(
-                parse_name::<RolloutState>("rollout state", s.as_str()),
-                Ok(*s)
-            );
-            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
-        }
-    }
-}
