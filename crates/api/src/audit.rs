@@ -1,52 +1,35 @@
 //! What an audit entry records.
 
-use serde::{Deserialize, Serialize};
-
-/// What happened. The wire name is part of every entry's hash (see the control plane's
-/// `audit` module): add variants, never rename one.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum AuditAction {
-    ChangeSubmitted,
-    ChangeValidated,
-    ChangeApproved,
-    ChangeRejected,
-    ChangeWithdrawn,
-    ChangeApplied,
-    /// Back to the last known good snapshot, by a person or automatically.
-    Rollback,
-    RolloutStarted,
-    RolloutAdvanced,
-    RolloutAborted,
-    RolloutCompleted,
-    RolloutPaused,
-    RolloutResumed,
-    /// The impact test blocked a change.
-    ImpactBlocked,
-    LoginFailed,
-    TokenCreated,
-    TokenRevoked,
-    GatewayNack,
+rampart_model::wire_enum! {
+    /// What happened. The wire name is part of every entry's hash (see the control plane's
+    /// `audit` module): add variants, never rename one.
+    pub enum AuditAction {
+        ChangeSubmitted,
+        ChangeValidated,
+        ChangeApproved,
+        ChangeRejected,
+        ChangeWithdrawn,
+        ChangeApplied,
+        /// Back to the last known good snapshot, by a person or automatically.
+        Rollback,
+        RolloutStarted,
+        RolloutAdvanced,
+        RolloutAborted,
+        RolloutCompleted,
+        RolloutPaused,
+        RolloutResumed,
+        /// The impact test blocked a change.
+        ImpactBlocked,
+        LoginFailed,
+        TokenCreated,
+        TokenRevoked,
+        GatewayNack,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use rampart_model::{EnumName, parse_name};
+    use rampart_model::EnumName;
     use strum::VariantArray;
 
     use super::*;
@@ -78,12 +61,5 @@ mod tests {
                 "gateway_nack",
             ]
         );
-        for a in AuditAction::VARIANTS {
-            assert_eq!(
-                parse_name::<AuditAction>("audit action", a.as_str()),
-                Ok(*a)
-            );
-            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
-        }
     }
 }

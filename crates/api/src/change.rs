@@ -1,5 +1,7 @@
 //! Changes: their life, how they are submitted, and how they are shown.
 
+use std::fmt;
+
 use rampart_model::change::Edit;
 use rampart_model::{Change, DeclaredImpact, Environment, Risk};
 use serde::{Deserialize, Serialize};
@@ -7,34 +9,19 @@ use serde_json::Value;
 
 use crate::env::SnapshotRef;
 
-/// Where a change is in its life. A rollout slots in between `approved` and `applied`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum ChangeStatus {
-    Submitted,
-    Validated,
-    AwaitingApproval,
-    Approved,
-    RollingOut,
-    Applied,
-    Rejected,
-    Withdrawn,
-    RolledBack,
+rampart_model::wire_enum! {
+    /// Where a change is in its life. A rollout slots in between `approved` and `applied`.
+    pub enum ChangeStatus {
+        Submitted,
+        Validated,
+        AwaitingApproval,
+        Approved,
+        RollingOut,
+        Applied,
+        Rejected,
+        Withdrawn,
+        RolledBack,
+    }
 }
 
 impl ChangeStatus {
@@ -75,7 +62,8 @@ pub struct ChangeRecord {
 pub enum Missing {
     /// Not enough approvals from distinct users other than the author.
     Approvals { have: u32, need: u32 },
-    /// The author's own approval was recorded: it never counts, and blocks the change.
+    /// The author's own approval was recorded. It never counts, and it blocks the change until
+    /// it is gone, because it means something went around the approval rules.
     AuthorApproved,
     /// The same values have not been live in staging for long enough.
     StagingSoak { need_secs: u64 },
@@ -83,12 +71,49 @@ pub enum Missing {
     ChangeWindowClosed,
 }
 
-/// Whether a change may be applied now, and if not, everything it lacks.
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Missing::Approvals { have, need } => write!(
+                f,
+                "needs {need} approval{} from people other than the author, has {have}",
+                if *need == 1 { "" } else { "s" }
+            ),
+            Missing::AuthorApproved => f.write_str(
+                "the author approved their own change: that never counts, and it must be removed",
+            ),
+            Missing::StagingSoak { need_secs } => write!(
+                f,
+                "the same values must have been live in staging for {need_secs} s first"
+            ),
+            Missing::ChangeWindowClosed => f.write_str("no change window is open"),
+        }
+    }
+}
+
+/// Whether a change may be applied now, and if not, everything it lacks: shown as a change's
+/// `verdict`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Verdict {
+pub struct Readiness {
     /// `true` exactly when `missing` is empty.
     pub ready: bool,
     pub missing: Vec<Missing>,
+}
+
+impl fmt::Display for Readiness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.ready {
+            return f.write_str("ready");
+        }
+        f.write_str("not ready: ")?;
+        for (i, m) in self.missing.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{m}")?;
+        }
+        Ok(())
+    }
 }
 
 /// A change with its approvals and, while it can still move, what it lacks:
@@ -99,7 +124,7 @@ pub struct ChangeView {
     pub record: ChangeRecord,
     pub approvals: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<Verdict>,
+    pub verdict: Option<Readiness>,
     /// The impact test's report, once it ran.
     #[schema(value_type = Option<Object>)]
     pub impact: Option<Value>,
@@ -152,20 +177,12 @@ pub struct ApplyResponse {
 
 #[cfg(test)]
 mod tests {
-    use rampart_model::{EnumName, parse_name};
-    use strum::VariantArray;
+    use rampart_model::EnumName;
 
     use super::*;
 
     #[test]
-    fn names_round_trip_and_match_serde() {
-        for s in ChangeStatus::VARIANTS {
-            assert_eq!(
-                parse_name::<ChangeStatus>("change status", s.as_str()),
-                Ok(*s)
-            );
-            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
-        }
+    fn names_are_snake_case() {
         assert_eq!(ChangeStatus::AwaitingApproval.as_str(), "awaiting_approval");
     }
 }

@@ -1,35 +1,18 @@
 //! What a rollout decided at a step: its decision log's actions.
 
-use serde::{Deserialize, Serialize};
-
 use crate::audit::AuditAction;
 
-/// One action in a rollout's decision log. Stored by name: add variants, never rename one.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum DecisionAction {
-    Started,
-    Advanced,
-    Paused,
-    Resumed,
-    Aborted,
-    RolledBack,
-    Succeeded,
+rampart_model::wire_enum! {
+    /// One action in a rollout's decision log. Stored by name: add variants, never rename one.
+    pub enum DecisionAction {
+        Started,
+        Advanced,
+        Paused,
+        Resumed,
+        Aborted,
+        RolledBack,
+        Succeeded,
+    }
 }
 
 impl DecisionAction {
@@ -49,7 +32,7 @@ impl DecisionAction {
 
 #[cfg(test)]
 mod tests {
-    use rampart_model::{EnumName, parse_name};
+    use rampart_model::EnumName;
     use strum::VariantArray;
 
     use super::*;
@@ -72,12 +55,5 @@ mod tests {
                 "succeeded"
             ]
         );
-        for a in DecisionAction::VARIANTS {
-            assert_eq!(
-                parse_name::<DecisionAction>("decision action", a.as_str()),
-                Ok(*a)
-            );
-            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
-        }
     }
 }

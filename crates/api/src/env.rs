@@ -33,6 +33,16 @@ pub struct SnapshotRecord {
     pub created_at_ms: u64,
 }
 
+impl SnapshotRecord {
+    /// The snapshot by version and hash.
+    pub fn to_ref(&self) -> SnapshotRef {
+        SnapshotRef {
+            version: self.version,
+            hash: self.hash,
+        }
+    }
+}
+
 /// A snapshot by version and hash: what `POST /v1/envs/{env}/rollback` returns, and part of
 /// an apply's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

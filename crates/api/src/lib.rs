@@ -5,8 +5,8 @@
 //! `unleash-types`: the request and response body of every endpoint, the one error body with
 //! its stable [`ErrorCode`]s, and the names of roles, token kinds, change statuses, rollout
 //! states, audit actions and rollout decisions. Every type derives serde and `utoipa::ToSchema`, so the OpenAPI document, the
-//! server and its clients agree by construction. Enum names come from one strum derive; see
-//! [`rampart_model::names`].
+//! server and its clients agree by construction. Enums are declared with
+//! [`rampart_model::wire_enum!`], which gives serde and strum the same names.
 //!
 //! | module | endpoints |
 //! |---|---|
@@ -33,11 +33,14 @@ pub mod role;
 pub mod rollout;
 pub mod token;
 
+#[cfg(test)]
+mod tests;
+
 pub use audit::AuditAction;
 pub use audit_log::{AuditLog, AuditLogEntry, AuditReport};
 pub use change::{
     ApplyResponse, ChangeList, ChangeRecord, ChangeStatus, ChangeView, EmptyRequest, Missing,
-    RejectRequest, SubmitRequest, Verdict,
+    Readiness, RejectRequest, SubmitRequest,
 };
 pub use decision::DecisionAction;
 pub use env::{ConfigResponse, FlagsResponse, SnapshotRecord, SnapshotRef};
@@ -47,4 +50,4 @@ pub use role::{Role, TokenKind};
 pub use rollout::{
     ControlRequest, RolloutAction, RolloutDecision, RolloutList, RolloutState, RolloutView,
 };
-pub use token::{TokenCreated, TokenRecord, TokenRequest};
+pub use token::{NO_ROLE, TokenCreated, TokenRecord, TokenRequest, role_name};

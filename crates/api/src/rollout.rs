@@ -7,30 +7,15 @@ use serde::{Deserialize, Serialize};
 use crate::decision::DecisionAction;
 use serde_json::Value;
 
-/// Where a rollout is.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum RolloutState {
-    Running,
-    Paused,
-    Succeeded,
-    RolledBack,
-    Aborted,
+rampart_model::wire_enum! {
+    /// Where a rollout is.
+    pub enum RolloutState {
+        Running,
+        Paused,
+        Succeeded,
+        RolledBack,
+        Aborted,
+    }
 }
 
 impl RolloutState {
@@ -96,31 +81,16 @@ pub struct RolloutList {
     pub rollouts: Vec<RolloutView>,
 }
 
-/// What a person may do to a rollout: `POST /v1/rollouts/{id}/{action}`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum RolloutAction {
-    /// Stay at the current stage; soak stops counting, gates still judge.
-    Pause,
-    /// Continue a paused rollout.
-    Resume,
-    /// Return the environment to its LKG at once.
-    Abort,
+rampart_model::wire_enum! {
+    /// What a person may do to a rollout: `POST /v1/rollouts/{id}/{action}`.
+    pub enum RolloutAction {
+        /// Stay at the current stage; soak stops counting, gates still judge.
+        Pause,
+        /// Continue a paused rollout.
+        Resume,
+        /// Return the environment to its LKG at once.
+        Abort,
+    }
 }
 
 /// The body of pause, resume and abort: an optional reason.
@@ -129,23 +99,4 @@ pub enum RolloutAction {
 pub struct ControlRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use rampart_model::{EnumName, parse_name};
-    use strum::VariantArray;
-
-    use super::*;
-
-    #[test]
-    fn names_round_trip_and_match_serde() {
-        for s in RolloutState::VARIANTS {
-            assert_eq!(
-                parse_name::<RolloutState>("rollout state", s.as_str()),
-                Ok(*s)
-            );
-            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
-        }
-    }
 }

@@ -439,7 +439,7 @@ fn fleet_audit_tampering_and_restart() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let store = rampart_control::store::Store::connect(&url).await.unwrap();
+        let store = rampart_store::Store::connect(&url).await.unwrap();
         sqlx::query("UPDATE audit SET actor = $1 WHERE seq = $2")
             .bind("mallory")
             .bind(2_i64)

@@ -49,13 +49,13 @@ use http::StatusCode;
 use rampart_control::api;
 use rampart_control::rules::{EnvRules, RiskPolicy, RulesConfig};
 use rampart_control::service::{Service, Submission};
-use rampart_control::store::Store;
-use rampart_control::store::ops::*;
 use rampart_eval::Evaluator;
 use rampart_gateway::sync::{self, Backoff, ControlSource, Link};
 use rampart_model::change::{Edit, Object};
 use rampart_model::wire::{ConfigAck, GatewayReport};
 use rampart_model::{ContentHash, Environment, GatewayIdentity, Snapshot};
+use rampart_store::Store;
+use rampart_store::ops::*;
 use serde_json::json;
 use tokio::sync::mpsc;
 

@@ -3,11 +3,10 @@
 //! The control plane. A change to production has exactly one path: submitted, validated,
 //! approved by risk, rolled out stage by stage behind health gates (or applied at once when it
 //! is an environment's first config), and audited; the fast path back is the last known good
-//! snapshot. This crate holds:
+//! snapshot. It keeps its state in the store ([`rampart_store`]: SQLite by default and
+//! PostgreSQL by URL, one set of migrations, optimistic concurrency) and writes no SQL of its
+//! own; its API's bodies are the [`rampart_api`] types. This crate holds:
 //!
-//! - [`store`]: the store (the `rampart-store` crate, re-exported): SQLite by default and
-//!   PostgreSQL by URL, one set of migrations, optimistic concurrency; the control plane
-//!   writes no SQL of its own;
 //! - [`rules`]: the risk rules as data: who may do what ([`rules::permissions`]), what each
 //!   environment asks of each risk level ([`rules::config`]), what a change still lacks
 //!   ([`rules::readiness`]), and a change's risk derived from what it touches ([`rules::risk`]);
@@ -33,6 +32,3 @@ pub mod plan;
 pub mod rollout;
 pub mod rules;
 pub mod service;
-
-/// The store, re-exported under the path the control plane has always used.
-pub use rampart_store as store;

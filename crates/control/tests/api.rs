@@ -10,11 +10,11 @@ use rampart_api::{Role, TokenKind};
 use rampart_control::api;
 use rampart_control::rules::RulesConfig;
 use rampart_control::service::Service;
-use rampart_control::store::Store;
-use rampart_control::store::ops::*;
 use rampart_model::Snapshot;
 use rampart_model::change::Edit;
 use rampart_model::config::{Config, Environment};
+use rampart_store::Store;
+use rampart_store::ops::*;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

@@ -6,20 +6,20 @@
 
 mod support;
 
-use rampart_api::{ChangeStatus, RolloutState};
+use rampart_api::{ChangeStatus, GatewaySeen, RolloutState};
 use rampart_model::clock::unix_ms;
 use support::example_fleet as fleet;
 
 use rampart_control::plan::RolloutConfig;
 use rampart_control::rules::RulesConfig;
 use rampart_control::service::{Service, Submission};
-use rampart_control::store::ops::*;
-use rampart_control::store::{GatewaySeen, Store};
 use rampart_model::EnumName;
-use rampart_model::change::{Edit, Object, RolloutPlan};
+use rampart_model::change::{Edit, Object};
 use rampart_model::config::{Config, Environment, GatewayIdentity};
 use rampart_model::wire::{CohortCounters, GatewayReport, LATENCY_BOUNDS_MS};
 use rampart_model::{ContentHash, Snapshot};
+use rampart_store::Store;
+use rampart_store::ops::*;
 use serde_json::json;
 
 suite!(
@@ -233,11 +233,7 @@ async fn a_healthy_rollout_advances_then_succeeds_and_becomes_the_lkg(url: Strin
     healthy_stage(&service, &id, 900, 100, (5_000, 0)).await;
     assert_eq!(step(&service, &id).await, RolloutState::Running);
     let r = service.rollouts().view(&id).await.unwrap();
-    assert_eq!(
-        r.record.stage_index, 1,
-        "advanced: {:?}",
-        r.record.last_eval
-    );
+    assert_eq!(r.stage_index, 1, "advanced: {:?}", r.last_eval);
     assert_ne!(
         deployed(&service).await,
         first,
@@ -259,10 +255,7 @@ async fn a_healthy_rollout_advances_then_succeeds_and_becomes_the_lkg(url: Strin
         ChangeStatus::Applied
     );
     let lkg = store.last_verified(ENV).await.unwrap().unwrap();
-    assert_eq!(
-        lkg.hash, r.record.candidate_hash,
-        "the candidate is the new LKG"
-    );
+    assert_eq!(lkg.hash, r.candidate_hash, "the candidate is the new LKG");
     assert_eq!(
         deployed(&service).await,
         lkg.hash.to_string(),
@@ -311,7 +304,7 @@ async fn errors_roll_back_to_the_lkg_with_evidence(url: String) {
     assert_eq!(gate["verdict"], "fail");
     assert_eq!(gate["evidence"]["candidate_errors"], 20);
     assert!(gate["value"].as_f64().unwrap() >= gate["threshold"].as_f64().unwrap());
-    assert!(r.record.reason.unwrap().contains("error rate"));
+    assert!(r.reason.unwrap().contains("error rate"));
     let lkg_hash = lkg.hash.to_string();
     assert_rolled_back_to(&service, &change, &lkg_hash, "the LKG runs fleet-wide").await;
     let (config, _) = service.store().config(ENV).await.unwrap();
@@ -334,13 +327,13 @@ async fn a_paused_rollout_does_not_advance_until_resumed(url: String) {
         .pause(&id, "alice", Some("a look first"))
         .await
         .unwrap();
-    assert_eq!(paused.record.state, RolloutState::Paused);
+    assert_eq!(paused.state, RolloutState::Paused);
     healthy_stage(&service, &id, 900, 100, (5_000, 0)).await;
     assert_eq!(step(&service, &id).await, RolloutState::Paused);
     let r = service.rollouts().view(&id).await.unwrap();
-    assert_eq!(r.record.stage_index, 0, "no advance while paused");
+    assert_eq!(r.stage_index, 0, "no advance while paused");
     assert_eq!(
-        r.record.last_eval.as_ref().unwrap()["verdict"],
+        r.last_eval.as_ref().unwrap()["verdict"],
         "pass",
         "gates still judge"
     );
@@ -349,7 +342,7 @@ async fn a_paused_rollout_does_not_advance_until_resumed(url: String) {
     service.rollouts().resume(&id, "alice", None).await.unwrap();
     assert_eq!(step(&service, &id).await, RolloutState::Running);
     let r = service.rollouts().view(&id).await.unwrap();
-    assert_eq!(r.record.stage_index, 1);
+    assert_eq!(r.stage_index, 1);
     let actions: Vec<&str> = r.decisions.iter().map(|d| d.action.as_str()).collect();
     assert_eq!(actions, ["started", "paused", "resumed", "advanced"]);
 }
@@ -366,10 +359,7 @@ async fn a_local_guard_trip_or_a_nack_rolls_back(url: String) {
     .await;
     assert_eq!(step(&service, &id).await, RolloutState::RolledBack);
     let r = service.rollouts().view(&id).await.unwrap();
-    assert!(
-        r.record.reason.unwrap().contains("gw-1"),
-        "names the gateway"
-    );
+    assert!(r.reason.unwrap().contains("gw-1"), "names the gateway");
     // A NACK of the stage's snapshot fails it too.
     let (_, second) = apply_banner(&service, "again").await;
     let hash = deployed(&service).await;
@@ -382,7 +372,7 @@ async fn a_local_guard_trip_or_a_nack_rolls_back(url: String) {
     .await;
     assert_eq!(step(&service, &second).await, RolloutState::RolledBack);
     let r = service.rollouts().view(&second).await.unwrap();
-    assert!(r.record.reason.unwrap().contains("does not compile here"));
+    assert!(r.reason.unwrap().contains("does not compile here"));
 }
 
 async fn abort_returns_to_the_lkg_and_ends_the_rollout(url: String) {
@@ -393,17 +383,13 @@ async fn abort_returns_to_the_lkg_and_ends_the_rollout(url: String) {
         .abort(&id, "bob", Some("not today"))
         .await
         .unwrap();
-    assert_eq!(v.record.state, RolloutState::Aborted);
-    assert_eq!(
-        v.record.reason.as_deref(),
-        Some("aborted by bob: not today")
-    );
+    assert_eq!(v.state, RolloutState::Aborted);
+    assert_eq!(v.reason.as_deref(), Some("aborted by bob: not today"));
     assert_rolled_back_to(&service, &change, &lkg.hash.to_string(), "aborted").await;
     // An ended rollout takes no more actions.
     assert!(service.rollouts().resume(&id, "bob", None).await.is_err());
     assert!(service.rollouts().abort(&id, "bob", None).await.is_err());
-    let plan: &RolloutPlan = &v.record.plan;
-    assert_eq!(plan.stages.len(), 2);
+    assert_eq!(v.stages.len(), 2);
 }
 
 /// State compatibility: a database as the previous version left it (schema migrations 1 and
@@ -531,7 +517,7 @@ async fn a_rollout_superseded_by_another_deployment_ends(url: String) {
         .unwrap();
     assert_eq!(step(&service, &id).await, RolloutState::Aborted);
     let r = service.rollouts().view(&id).await.unwrap();
-    assert!(r.record.reason.unwrap().starts_with("superseded"));
+    assert!(r.reason.unwrap().starts_with("superseded"));
     assert_rolled_back_to(
         &service,
         &change,
@@ -585,7 +571,7 @@ async fn a_gateway_restart_keeps_the_evidence_counted_so_far(url: String) {
     .await;
     assert_eq!(step(&service, &id).await, RolloutState::RolledBack);
     let r = service.rollouts().view(&id).await.unwrap();
-    let reason = r.record.reason.unwrap();
+    let reason = r.reason.unwrap();
     assert!(
         reason.contains("(20/20)"),
         "both processes' failures count: {reason}"

@@ -3,35 +3,19 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Environment, Policy, Product, Route, Upstream};
+use crate::config::{Config, Environment, Policy, Product, Route, Settings, Upstream};
 use crate::flag::Flag;
 use crate::snapshot::StageScope;
 
-/// How strict the path to production is for a change.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Risk {
-    Low,
-    Medium,
-    High,
-    Critical,
+crate::wire_enum! {
+    /// How strict the path to production is for a change.
+    #[derive(PartialOrd, Ord)]
+    pub enum Risk {
+        Low,
+        Medium,
+        High,
+        Critical,
+    }
 }
 
 /// A proposed edit to one or more objects of one environment. Immutable once submitted.
@@ -92,6 +76,24 @@ impl Object {
 }
 
 impl Config {
+    /// The configuration of `env` made of `objects`, with the default settings (which no
+    /// object carries).
+    pub fn from_objects(env: Environment, objects: impl IntoIterator<Item = Object>) -> Config {
+        let mut config = Config {
+            environment: env,
+            settings: Settings::default(),
+            products: Vec::new(),
+            upstreams: Vec::new(),
+            policies: Vec::new(),
+            routes: Vec::new(),
+            flags: Vec::new(),
+        };
+        for object in objects {
+            config.push(object);
+        }
+        config
+    }
+
     /// Every object of the configuration, by kind: products, upstreams, policies, routes,
     /// flags.
     pub fn objects(&self) -> impl Iterator<Item = Object> + '_ {
@@ -119,30 +121,15 @@ impl Config {
     }
 }
 
-/// The kind of a configuration object.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum ObjectKind {
-    Product,
-    Upstream,
-    Policy,
-    Route,
-    Flag,
+crate::wire_enum! {
+    /// The kind of a configuration object.
+    pub enum ObjectKind {
+        Product,
+        Upstream,
+        Policy,
+        Route,
+        Flag,
+    }
 }
 
 /// The stages a change passes through on its way to 100%.

@@ -6,30 +6,14 @@ use serde::{Deserialize, Serialize};
 use crate::bind::Bindable;
 use crate::flag::Flag;
 
-/// A deployment environment. Changes are promoted in this order.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Environment {
-    Dev,
-    Staging,
-    Prod,
+crate::wire_enum! {
+    /// A deployment environment. Changes are promoted in this order.
+    #[derive(PartialOrd, Ord)]
+    pub enum Environment {
+        Dev,
+        Staging,
+        Prod,
+    }
 }
 
 /// Who a gateway is: its id, its cell (failure domain) and its version.
@@ -131,65 +115,39 @@ pub enum RequestKey {
     Header(String),
 }
 
-/// Upstream timeouts, in milliseconds.
+/// Upstream timeouts, in milliseconds. A field left out takes its default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Timeouts {
-    #[serde(default = "Timeouts::default_connect")]
     pub connect_ms: u32,
-    #[serde(default = "Timeouts::default_read")]
     pub read_ms: u32,
-    #[serde(default = "Timeouts::default_total")]
     pub total_ms: u32,
-}
-
-impl Timeouts {
-    fn default_connect() -> u32 {
-        1_000
-    }
-    fn default_read() -> u32 {
-        15_000
-    }
-    fn default_total() -> u32 {
-        30_000
-    }
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
-            connect_ms: Self::default_connect(),
-            read_ms: Self::default_read(),
-            total_ms: Self::default_total(),
+            connect_ms: 1_000,
+            read_ms: 15_000,
+            total_ms: 30_000,
         }
     }
 }
 
-/// Retries of idempotent requests.
+/// Retries of idempotent requests. A field left out takes its default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Retries {
     /// Extra attempts after the first; 0 disables retries.
-    #[serde(default = "Retries::default_attempts")]
     pub attempts: u32,
-    #[serde(default = "Retries::default_on")]
     pub retry_on: Vec<RetryOn>,
-}
-
-impl Retries {
-    fn default_attempts() -> u32 {
-        1
-    }
-    fn default_on() -> Vec<RetryOn> {
-        vec![RetryOn::ConnectError]
-    }
 }
 
 impl Default for Retries {
     fn default() -> Self {
         Retries {
-            attempts: Self::default_attempts(),
-            retry_on: Self::default_on(),
+            attempts: 1,
+            retry_on: vec![RetryOn::ConnectError],
         }
     }
 }
@@ -269,32 +227,18 @@ pub enum PathMatch {
     Exact(String),
 }
 
-/// An HTTP method.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "UPPERCASE")]
-#[strum(serialize_all = "UPPERCASE")]
-pub enum Method {
-    Get,
-    Head,
-    Post,
-    Put,
-    Delete,
-    Patch,
-    Options,
+crate::wire_enum! {
+    case = "UPPERCASE";
+    /// An HTTP method.
+    pub enum Method {
+        Get,
+        Head,
+        Post,
+        Put,
+        Delete,
+        Patch,
+        Options,
+    }
 }
 
 /// A condition on one request header.

@@ -39,29 +39,15 @@ impl Flag {
     }
 }
 
-/// The type of a flag's values.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum FlagType {
-    Bool,
-    Int,
-    Float,
-    String,
-    Json,
+crate::wire_enum! {
+    /// The type of a flag's values.
+    pub enum FlagType {
+        Bool,
+        Int,
+        Float,
+        String,
+        Json,
+    }
 }
 
 impl FlagType {

@@ -1,9 +1,10 @@
 //! Enum names on the wire, from one derive.
 //!
-//! rampart's enums derive `strum::IntoStaticStr`, `strum::EnumString`, `strum::Display` and
-//! `strum::VariantArray` (snake_case, the same names serde uses). This module adds the two things
-//! strum leaves out: `as_str()` on every such enum ([`EnumName`]), and a parse error that says
-//! what was expected ([`parse_name`], [`UnknownName`]).
+//! rampart's enums are declared with [`wire_enum!`](crate::wire_enum), which derives serde,
+//! `utoipa::ToSchema` and `strum::{Display, EnumString, IntoStaticStr, VariantArray}` with the
+//! same names for serde and strum (snake_case unless the enum says otherwise). This module adds
+//! the two things strum leaves out: `as_str()` on every such enum ([`EnumName`]), and a parse
+//! error that says what was expected ([`parse_name`], [`UnknownName`]).
 
 use std::str::FromStr;
 
@@ -50,6 +51,54 @@ where
             .collect::<Vec<_>>()
             .join(", "),
     })
+}
+
+/// Declare an enum whose names are on the wire: it derives `Debug`, `Clone`, `Copy`,
+/// `PartialEq`, `Eq`, `Hash`, serde's `Serialize` and `Deserialize`, `utoipa::ToSchema`, and
+/// strum's `Display`, `EnumString`, `IntoStaticStr` and `VariantArray`, with one naming rule for
+/// serde and strum alike: `snake_case`, or the rule given first (`case = "UPPERCASE";`).
+/// Doc comments and further attributes (`#[derive(PartialOrd, Ord)]`) pass through. Callers
+/// depend on `serde`, `strum` and `utoipa`.
+///
+/// ```
+/// rampart_model::wire_enum! {
+///     /// How loud.
+///     #[derive(PartialOrd, Ord)]
+///     pub enum Volume {
+///         Quiet,
+///         VeryLoud,
+///     }
+/// }
+/// use rampart_model::EnumName;
+/// assert_eq!(Volume::VeryLoud.as_str(), "very_loud");
+/// assert!(Volume::Quiet < Volume::VeryLoud);
+/// ```
+#[macro_export]
+macro_rules! wire_enum {
+    (case = $case:tt; $(#[$meta:meta])* $vis:vis enum $name:ident $body:tt) => {
+        $(#[$meta])*
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Hash,
+            ::serde::Serialize,
+            ::serde::Deserialize,
+            ::utoipa::ToSchema,
+            ::strum::Display,
+            ::strum::EnumString,
+            ::strum::IntoStaticStr,
+            ::strum::VariantArray,
+        )]
+        #[serde(rename_all = $case)]
+        #[strum(serialize_all = $case)]
+        $vis enum $name $body
+    };
+    ($(#[$meta:meta])* $vis:vis enum $name:ident $body:tt) => {
+        $crate::wire_enum! { case = "snake_case"; $(#[$meta])* $vis enum $name $body }
+    };
 }
 
 /// `utoipa::ToSchema` for a type that is a string on the wire (serde `try_from`/`into`

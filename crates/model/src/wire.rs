@@ -92,34 +92,19 @@ pub struct RequestSample {
     pub rollout: Option<String>,
 }
 
-/// How one request's outcome differs between baseline and candidate (impact test and shadow
-/// stage). Listed from most to least severe.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum ImpactClass {
-    /// The baseline admits the request; the candidate refuses it.
-    AllowedToDenied,
-    /// The baseline refuses the request; the candidate admits it.
-    DeniedToAllowed,
-    /// Both admit it, but it goes to another route or upstream.
-    RouteChanged,
-    /// Otherwise the same, but the client sees another status.
-    StatusChanged,
+crate::wire_enum! {
+    /// How one request's outcome differs between baseline and candidate (impact test and shadow
+    /// stage). Listed from most to least severe.
+    pub enum ImpactClass {
+        /// The baseline admits the request; the candidate refuses it.
+        AllowedToDenied,
+        /// The baseline refuses the request; the candidate admits it.
+        DeniedToAllowed,
+        /// Both admit it, but it goes to another route or upstream.
+        RouteChanged,
+        /// Otherwise the same, but the client sees another status.
+        StatusChanged,
+    }
 }
 
 /// Counts of compared requests by class. Used by the impact report and by gateways' shadow

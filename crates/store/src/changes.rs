@@ -1,6 +1,6 @@
 //! Changes, their status (compare-and-set), their approvals and their impact reports.
 
-use rampart_api::ChangeStatus;
+use rampart_api::{ChangeRecord, ChangeStatus};
 use rampart_model::config::Environment;
 use rampart_model::{Change, EnumName, Risk};
 use serde::Serialize;
@@ -22,22 +22,6 @@ pub struct NewChange {
     pub base_version: u64,
     /// Validation errors as JSON, if validation ran and found any.
     pub validation: Option<serde_json::Value>,
-}
-
-/// A stored change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ChangeRecord {
-    pub id: String,
-    pub env: Environment,
-    pub author: String,
-    pub reason: String,
-    pub risk: Risk,
-    pub status: ChangeStatus,
-    pub change: Change,
-    pub base_version: u64,
-    pub validation: Option<serde_json::Value>,
-    pub created_at_ms: u64,
-    pub updated_at_ms: u64,
 }
 
 /// One approval of one change.

@@ -2,29 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use rampart_api::GatewaySeen;
 use rampart_model::EnumName;
 use rampart_model::config::Environment;
 use rampart_model::wire::GatewayReport;
-use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
 use crate::codec::{arg_i64, from_json, json, stored_u64};
 use crate::{Handle, Result};
-
-/// One gateway as the fleet view knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GatewaySeen {
-    pub env: Environment,
-    pub id: String,
-    pub cell: String,
-    /// The gateway's software version.
-    pub version: String,
-    /// The snapshot hash it last said it runs.
-    pub hash: Option<String>,
-    pub last_seen_ms: u64,
-    /// Its last NACK: `<hash>: <reason>`.
-    pub last_nack: Option<String>,
-}
 
 /// A gateway's row and its last report.
 #[derive(Debug, Clone, PartialEq)]

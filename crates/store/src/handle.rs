@@ -115,37 +115,34 @@ pub trait Handle: Sized + Send {
     /// Run `op` on one connection: a pooled one for `&Store`; the transaction's for
     /// `&mut StoreTx`, which an error poisons.
     #[doc(hidden)]
-    async fn run<T: Send>(
-        self,
-        op: impl AsyncFnOnce(&mut AnyConnection) -> Result<T> + Send,
-    ) -> Result<T>;
+    async fn run<T: Send>(self, op: impl Op<T>) -> Result<T>;
 
     /// Like [`run`](Handle::run), for an operation of several statements that must apply
-    /// together: on `&Store` it runs in a transaction of its own.
+    /// together: on `&Store` it runs in a transaction of its own; in a transaction, it is
+    /// [`run`](Handle::run).
     #[doc(hidden)]
-    async fn atomic<T: Send>(
-        self,
-        op: impl AsyncFnOnce(&mut AnyConnection) -> Result<T> + Send,
-    ) -> Result<T>;
+    async fn atomic<T: Send>(self, op: impl Op<T>) -> Result<T> {
+        self.run(op).await
+    }
 }
+
+/// An operation on one connection: what [`Handle::run`] runs.
+#[doc(hidden)]
+pub trait Op<T>: AsyncFnOnce(&mut AnyConnection) -> Result<T> + Send {}
+
+impl<T, F: AsyncFnOnce(&mut AnyConnection) -> Result<T> + Send> Op<T> for F {}
 
 impl Handle for &Store {
     fn backend(&self) -> Backend {
         self.backend
     }
 
-    async fn run<T: Send>(
-        self,
-        op: impl AsyncFnOnce(&mut AnyConnection) -> Result<T> + Send,
-    ) -> Result<T> {
+    async fn run<T: Send>(self, op: impl Op<T>) -> Result<T> {
         let mut conn = self.pool.acquire().await?;
         op(&mut conn).await
     }
 
-    async fn atomic<T: Send>(
-        self,
-        op: impl AsyncFnOnce(&mut AnyConnection) -> Result<T> + Send,
-    ) -> Result<T> {
+    async fn atomic<T: Send>(self, op: impl Op<T>) -> Result<T> {
         let mut tx = self.begin().await?;
         let value = (&mut tx).run(op).await?;
         tx.commit().await?;
@@ -158,21 +155,11 @@ impl Handle for &mut StoreTx {
         self.backend
     }
 
-    async fn run<T: Send>(
-        self,
-        op: impl AsyncFnOnce(&mut AnyConnection) -> Result<T> + Send,
-    ) -> Result<T> {
+    async fn run<T: Send>(self, op: impl Op<T>) -> Result<T> {
         let result = op(&mut self.tx).await;
         if result.is_err() {
             self.failed = true;
         }
         result
-    }
-
-    async fn atomic<T: Send>(
-        self,
-        op: impl AsyncFnOnce(&mut AnyConnection) -> Result<T> + Send,
-    ) -> Result<T> {
-        self.run(op).await
     }
 }

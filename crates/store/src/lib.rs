@@ -116,18 +116,18 @@ mod snapshots;
 mod tokens;
 
 pub use audit::{AuditLog, AuditRecord, GENESIS_HASH, NewAuditRecord};
-pub use changes::{Approval, ChangeRecord, Changes, NewChange};
+pub use changes::{Approval, Changes, NewChange};
 pub use codec::{hash_secret, new_id};
 pub use connect::{AdvisoryLock, Backend, DEPLOYED_CHANNEL, DeploymentListener};
 pub use deployments::{Deployment, Deployments};
 pub use error::StoreError;
-pub use gateways::{GatewaySeen, GatewayState, Gateways};
+pub use gateways::{GatewayState, Gateways};
 pub use handle::{Handle, Store, StoreTx};
 pub use objects::{ObjectVersion, Objects};
-pub use rollouts::{GatewayWindow, Mark, Marks, RolloutDecision, RolloutRecord, Rollouts};
+pub use rollouts::{GatewayWindow, Mark, Marks, RolloutRecord, Rollouts};
 pub use samples::Samples;
-pub use snapshots::{SnapshotRecord, Snapshots};
-pub use tokens::{TOKEN_PREFIX, TokenRecord, Tokens};
+pub use snapshots::Snapshots;
+pub use tokens::{TOKEN_PREFIX, Tokens};
 
 /// Every operation trait, to bring all operations into scope: `use rampart_store::ops::*`.
 pub mod ops {

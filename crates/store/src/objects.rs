@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use rampart_model::EnumName;
 use rampart_model::change::{Edit, Object, ObjectKind};
-use rampart_model::config::{Config, Environment, Settings};
+use rampart_model::config::{Config, Environment};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -301,17 +301,5 @@ fn decode_object(kind: ObjectKind, body: &str) -> serde_json::Result<Object> {
 }
 
 fn config_from(env: Environment, objects: Vec<ObjectVersion>) -> Config {
-    let mut config = Config {
-        environment: env,
-        settings: Settings::default(),
-        products: Vec::new(),
-        upstreams: Vec::new(),
-        policies: Vec::new(),
-        routes: Vec::new(),
-        flags: Vec::new(),
-    };
-    for object in objects.into_iter().filter_map(|o| o.object) {
-        config.push(object);
-    }
-    config
+    Config::from_objects(env, objects.into_iter().filter_map(|o| o.object))
 }

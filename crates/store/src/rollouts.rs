@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use rampart_api::{DecisionAction, RolloutState};
+use rampart_api::{RolloutDecision, RolloutState, RolloutView};
 use rampart_model::change::RolloutPlan;
 use rampart_model::config::Environment;
 use rampart_model::wire::{CohortCounters, CohortWindow, ImpactCounts};
@@ -92,6 +92,34 @@ pub struct RolloutRecord {
 }
 
 impl RolloutRecord {
+    /// The rollout as the API shows it, with its soak so far and its decisions.
+    pub fn into_view(self, soaked_secs: f64, decisions: Vec<RolloutDecision>) -> RolloutView {
+        RolloutView {
+            id: self.id,
+            change_id: self.change_id,
+            env: self.env,
+            risk: self.risk,
+            state: self.state,
+            stages: self.plan.stages,
+            stage_index: self.stage_index,
+            stage_started_ms: self.stage_started_ms,
+            paused_at_ms: self.paused_at_ms,
+            paused_total_ms: self.paused_total_ms,
+            baseline_version: self.baseline_version,
+            candidate_version: self.candidate_version,
+            baseline_hash: self.baseline_hash,
+            candidate_hash: self.candidate_hash,
+            last_eval: self.last_eval,
+            reason: self.reason,
+            rev: self.rev,
+            created_ms: self.created_ms,
+            updated_ms: self.updated_ms,
+            finished_ms: self.finished_ms,
+            soaked_secs,
+            decisions,
+        }
+    }
+
     /// Milliseconds of soak in the current stage at `now`: time since the stage started,
     /// pauses excluded.
     pub fn soaked_ms(&self, now: u64) -> u64 {
@@ -100,17 +128,6 @@ impl RolloutRecord {
             .saturating_sub(self.paused_total_ms)
             .saturating_sub(paused_now)
     }
-}
-
-/// One decision of a rollout, with its evidence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RolloutDecision {
-    pub at_ms: u64,
-    pub stage_index: usize,
-    pub stage: String,
-    pub action: DecisionAction,
-    pub actor: String,
-    pub evidence: serde_json::Value,
 }
 
 const ROLLOUT_COLUMNS: &str = "SELECT id, change_id, env, risk, state, plan, stage_index, \
@@ -145,20 +162,35 @@ impl Progress {
             finished_at: opt_arg_i64(r.finished_ms, "finished_at")?,
         })
     }
+
+    /// Bind the progress columns: state, stage_index, stage_started_ms, paused_at_ms,
+    /// paused_total_ms, marks, last_eval, reason, finished_at.
+    fn bind(self, q: AnyQuery<'_>) -> AnyQuery<'_> {
+        q.bind(self.state)
+            .bind(self.stage_index)
+            .bind(self.stage_started_ms)
+            .bind(self.paused_at_ms)
+            .bind(self.paused_total_ms)
+            .bind(self.marks)
+            .bind(self.last_eval)
+            .bind(self.reason)
+            .bind(self.finished_at)
+    }
 }
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// Rollouts and their decisions, on any [`Handle`].
 pub trait Rollouts: Handle {
     /// Record a new rollout.
     async fn insert_rollout(self, r: &RolloutRecord) -> Result<()> {
         self.run(async |c| {
-            let p = Progress::of(r)?;
-            sqlx::query(
+            let q = sqlx::query(
                 "INSERT INTO rollouts (id, change_id, env, risk, plan, baseline_version, \
-                 candidate_version, baseline_hash, candidate_hash, created_at, state, \
-                 stage_index, stage_started_ms, paused_at_ms, paused_total_ms, marks, last_eval, \
-                 reason, rev, updated_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-                 $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+                 candidate_version, baseline_hash, candidate_hash, created_at, rev, updated_at, \
+                 state, stage_index, stage_started_ms, paused_at_ms, paused_total_ms, marks, \
+                 last_eval, reason, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
             )
             .bind(&r.id)
             .bind(&r.change_id)
@@ -170,19 +202,9 @@ pub trait Rollouts: Handle {
             .bind(r.baseline_hash.to_string())
             .bind(r.candidate_hash.to_string())
             .bind(arg_i64(r.created_ms, "created_at")?)
-            .bind(p.state)
-            .bind(p.stage_index)
-            .bind(p.stage_started_ms)
-            .bind(p.paused_at_ms)
-            .bind(p.paused_total_ms)
-            .bind(p.marks)
-            .bind(p.last_eval)
-            .bind(p.reason)
             .bind(arg_i64(r.rev, "rev")?)
-            .bind(arg_i64(r.updated_ms, "updated_at")?)
-            .bind(p.finished_at)
-            .execute(&mut *c)
-            .await?;
+            .bind(arg_i64(r.updated_ms, "updated_at")?);
+            Progress::of(r)?.bind(q).execute(&mut *c).await?;
             Ok(())
         })
         .await
@@ -193,29 +215,21 @@ pub trait Rollouts: Handle {
     async fn update_rollout(self, r: &mut RolloutRecord) -> Result<()> {
         let now = now_ms().max(0) as u64;
         self.run(async |c| {
-            let p = Progress::of(r)?;
-            let moved = sqlx::query(
+            let q = sqlx::query(
                 "UPDATE rollouts SET state = $1, stage_index = $2, stage_started_ms = $3, \
                      paused_at_ms = $4, paused_total_ms = $5, marks = $6, last_eval = $7, \
                      reason = $8, finished_at = $9, rev = $10, updated_at = $11 \
                      WHERE id = $12 AND rev = $13",
-            )
-            .bind(p.state)
-            .bind(p.stage_index)
-            .bind(p.stage_started_ms)
-            .bind(p.paused_at_ms)
-            .bind(p.paused_total_ms)
-            .bind(p.marks)
-            .bind(p.last_eval)
-            .bind(p.reason)
-            .bind(p.finished_at)
-            .bind(arg_i64(r.rev + 1, "rev")?)
-            .bind(arg_i64(now, "updated_at")?)
-            .bind(&r.id)
-            .bind(arg_i64(r.rev, "rev")?)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
+            );
+            let moved = Progress::of(r)?
+                .bind(q)
+                .bind(arg_i64(r.rev + 1, "rev")?)
+                .bind(arg_i64(now, "updated_at")?)
+                .bind(&r.id)
+                .bind(arg_i64(r.rev, "rev")?)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
             if moved != 1 {
                 return Err(StoreError::Conflict {
                     expected: r.rev,

@@ -1,27 +1,15 @@
 //! Sealed snapshots, one per environment version, and which of them are verified.
 
+use rampart_api::SnapshotRecord;
 use rampart_model::EnumName;
 use rampart_model::config::Environment;
 use rampart_model::{ContentHash, Snapshot};
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::codec::{arg_i64, corrupt, json, now_ms, opt_u64, stored_bool, stored_u64};
 use crate::objects::head;
 use crate::{Handle, Result, StoreError};
-
-/// A stored snapshot.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SnapshotRecord {
-    pub env: Environment,
-    pub version: u64,
-    pub hash: ContentHash,
-    pub snapshot: Snapshot,
-    pub verified: bool,
-    pub verified_at_ms: Option<u64>,
-    pub created_at_ms: u64,
-}
 
 const SNAPSHOT_COLUMNS: &str =
     "SELECT version, hash, body, verified, verified_at, created_at FROM snapshots";

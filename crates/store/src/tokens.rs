@@ -1,8 +1,7 @@
 //! API and gateway tokens. Only a secret's SHA-256 is stored.
 
-use rampart_api::{Role, TokenKind};
+use rampart_api::{NO_ROLE, Role, TokenKind, TokenRecord, role_name};
 use rampart_model::EnumName;
-use serde::{Serialize, Serializer};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -13,37 +12,6 @@ use crate::{Handle, Result, StoreError};
 
 /// The prefix of every token secret.
 pub const TOKEN_PREFIX: &str = "rpt_";
-
-/// What the `role` column holds for a token without a role (a gateway's).
-const NO_ROLE: &str = "gateway";
-
-/// A stored token, without its secret (which is never stored).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TokenRecord {
-    pub id: String,
-    pub name: String,
-    pub kind: TokenKind,
-    /// A user token's role; `None` for a gateway token (serialized as `"gateway"`).
-    #[serde(serialize_with = "serialize_role")]
-    pub role: Option<Role>,
-    pub created_at_ms: u64,
-    pub revoked: bool,
-}
-
-impl TokenRecord {
-    /// The role's stored and serialized name: `"gateway"` for a token without a role.
-    pub fn role_name(&self) -> &'static str {
-        role_name(self.role)
-    }
-}
-
-fn role_name(role: Option<Role>) -> &'static str {
-    role.map_or(NO_ROLE, Role::as_str)
-}
-
-fn serialize_role<S: Serializer>(role: &Option<Role>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(role_name(*role))
-}
 
 const TOKEN_COLUMNS: &str = "SELECT id, name, kind, role, created_at, revoked FROM tokens";
 

@@ -971,7 +971,7 @@ async fn restart_loses_nothing(url: String) {
 }
 
 async fn gateways_upsert_keeps_what_is_not_given(url: String) {
-    use rampart_store::GatewaySeen;
+    use rampart_api::GatewaySeen;
     let store = Store::connect(&url).await.unwrap();
     let seen = |hash: Option<&str>, nack: Option<&str>, at: u64| GatewaySeen {
         env: Environment::Prod,

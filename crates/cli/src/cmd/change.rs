@@ -298,7 +298,7 @@ fn impact_lines(v: &ImpactReport) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use rampart_api::Verdict;
+    use rampart_api::Readiness;
     use serde_json::json;
 
     use super::*;
@@ -328,7 +328,7 @@ mod tests {
 
     #[test]
     fn missing_reads_as_its_json_did() {
-        let verdict = Verdict {
+        let verdict = Readiness {
             ready: false,
             missing: vec![
                 Missing::Approvals { have: 0, need: 2 },

@@ -12,10 +12,10 @@ use clap::Args;
 use rampart_api::{Role, TokenKind};
 use rampart_control::rules::RulesConfig;
 use rampart_control::service::Service;
-use rampart_control::store::Store;
-use rampart_control::store::ops::*;
 use rampart_model::Environment;
 use rampart_model::load::from_yaml;
+use rampart_store::Store;
+use rampart_store::ops::*;
 use serde::Deserialize;
 
 use crate::output::{out, write_secret};

@@ -1,7 +1,7 @@
 //! `rampart up`'s control plane: on SQLite in the data directory, with the demo's rules, its
 //! tokens kept in files, the fleet loaded into `dev` through a change, and its rollout engine.
 
-use rampart_control::store::ops::*;
+use rampart_store::ops::*;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use rampart_api::{Role, TokenKind};
 use rampart_control::service::{Service, Submission};
-use rampart_control::store::Store;
 use rampart_model::change::Edit;
 use rampart_model::{Config, Environment};
+use rampart_store::Store;
 use tokio::sync::watch;
 
 use super::rules::{demo_rollouts, demo_rules};

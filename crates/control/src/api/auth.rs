@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use rampart_api::{Role, TokenKind};
+use rampart_api::{Role, TokenKind, TokenRecord};
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
@@ -20,7 +20,6 @@ use super::state::AppState;
 use crate::audit::AuditAction;
 use crate::rules::{Permission, allowed};
 use crate::service::Service;
-use crate::store::TokenRecord;
 
 /// What an endpoint needs: a marker type per [`Permission`].
 pub trait Needs {

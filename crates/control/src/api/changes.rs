@@ -19,7 +19,7 @@ use super::auth::{Caller, may};
 use super::error::doc::{BadQuery, Conflict, Invalid, NotFound};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Env};
-use crate::service::{Submission, views};
+use crate::service::Submission;
 
 /// `?limit=N`: 1 to [`MAX_LIST`], 100 by default; nothing else.
 fn list_limit(query: Option<&str>) -> ApiResult<u32> {
@@ -56,9 +56,7 @@ pub async fn list_changes(
 ) -> ApiResult<Json<ChangeList>> {
     let limit = list_limit(query.as_deref())?;
     let changes = c.service().list(Some(env), limit).await?;
-    Ok(Json(ChangeList {
-        changes: changes.into_iter().map(views::change_record).collect(),
-    }))
+    Ok(Json(ChangeList { changes }))
 }
 
 #[utoipa::path(post, path = "/v1/envs/{env}/changes", tag = "rampart", params(Env), request_body = SubmitRequest, responses((status = 201, description = "the change, approved or awaiting approval", body = ChangeView), Conflict, Invalid))]
@@ -110,7 +108,7 @@ pub async fn reject(
         .service()
         .reject(&id, &caller.name, &b.reason)
         .await?;
-    Ok(Json(views::change_record(record)))
+    Ok(Json(record))
 }
 
 #[utoipa::path(post, path = "/v1/changes/{id}/withdraw", tag = "rampart", params(("id" = String, Path, description = "the change id")), request_body = EmptyRequest, responses((status = 200, description = "the withdrawn change", body = ChangeRecord), NotFound, Conflict))]
@@ -123,7 +121,7 @@ pub async fn withdraw(
         .service()
         .withdraw(&id, &caller.name, caller.role)
         .await?;
-    Ok(Json(views::change_record(record)))
+    Ok(Json(record))
 }
 
 #[utoipa::path(post, path = "/v1/changes/{id}/apply", tag = "rampart", params(("id" = String, Path, description = "the change id")), request_body = EmptyRequest, responses((status = 200, description = "the change (rolling out), its candidate snapshot, its rollout, and the hash gateways are now told to run (the first stage; the config itself for an environment's first change)", body = ApplyResponse), NotFound, Conflict))]

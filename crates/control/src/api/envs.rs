@@ -15,7 +15,7 @@ use super::auth::{Caller, may};
 use super::error::ApiResult;
 use super::error::doc::{Conflict, NotFound};
 use super::extract::{Body, Env};
-use crate::service::{ServiceError, views};
+use crate::service::ServiceError;
 
 #[utoipa::path(get, path = "/v1/envs/{env}/config", tag = "rampart", params(Env), responses((status = 200, description = "the config and its version", body = ConfigResponse), NotFound))]
 pub async fn get_config(c: Caller<may::Read>, Env(env): Env) -> ApiResult<Json<ConfigResponse>> {
@@ -51,7 +51,7 @@ pub async fn get_flag(
 #[utoipa::path(get, path = "/v1/envs/{env}/snapshot", tag = "rampart", params(Env), responses((status = 200, description = "the newest snapshot", body = SnapshotRecord), NotFound))]
 pub async fn get_snapshot(c: Caller<may::Read>, Env(env): Env) -> ApiResult<Json<SnapshotRecord>> {
     let snap = c.service().latest_snapshot(env).await?;
-    Ok(Json(views::snapshot_record(snap)))
+    Ok(Json(snap))
 }
 
 #[utoipa::path(post, path = "/v1/envs/{env}/rollback", tag = "rampart", params(Env), request_body = EmptyRequest, responses((status = 200, description = "the snapshot now current: the LKG", body = SnapshotRef), NotFound, Conflict))]
@@ -62,7 +62,7 @@ pub async fn rollback(
 ) -> ApiResult<Json<SnapshotRef>> {
     let snap = caller.service().rollback(env, &caller.name).await?;
     caller.app.publish(env).await;
-    Ok(Json(views::snapshot_ref(&snap)))
+    Ok(Json(snap.to_ref()))
 }
 
 /// This resource's routes.

@@ -13,16 +13,12 @@ use super::auth::{Caller, may};
 use super::error::ApiResult;
 use super::error::doc::BadQuery;
 use super::extract::EnvQuery;
-use crate::service::views;
 
 #[utoipa::path(get, path = "/v1/fleet", tag = "rampart", params(EnvQuery), responses((status = 200, description = "every gateway of the environment, with its cell, version, hash, last-seen time and last NACK", body = Fleet), BadQuery))]
 /// The fleet view of one environment.
 pub async fn fleet(c: Caller<may::Read>, EnvQuery(env): EnvQuery) -> ApiResult<Json<Fleet>> {
     let gateways = c.service().fleet(env).await?;
-    Ok(Json(Fleet {
-        env,
-        gateways: gateways.into_iter().map(views::gateway_seen).collect(),
-    }))
+    Ok(Json(Fleet { env, gateways }))
 }
 
 /// This resource's routes.

@@ -18,7 +18,7 @@ use super::auth::Gateway;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, GatewayQuery};
 use super::openapi::GATEWAYS_TAG;
-use crate::store::GatewaySeen;
+use rampart_api::GatewaySeen;
 
 /// The fleet row of the gateway a query names, seen now.
 fn seen(q: &GatewayQuery) -> GatewaySeen {

@@ -76,7 +76,7 @@ pub use state::{AppState, PUBLISH_POLL};
 
 use crate::rules::RulesConfig;
 use crate::service::Service;
-use crate::store::Store;
+use rampart_store::Store;
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -19,15 +19,12 @@ use super::error::doc::{Conflict, NotFound};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Env};
 use crate::rules::Permission;
-use crate::service::views;
 
 #[utoipa::path(get, path = "/v1/envs/{env}/rollouts", tag = "rollouts", params(Env), responses((status = 200, description = "the newest rollouts, newest first", body = RolloutList), NotFound))]
 /// The newest rollouts of an environment.
 pub async fn list_rollouts(c: Caller<may::Read>, Env(env): Env) -> ApiResult<Json<RolloutList>> {
     let rollouts = c.service().rollouts().views(env, 50).await?;
-    Ok(Json(RolloutList {
-        rollouts: rollouts.into_iter().map(views::rollout_view).collect(),
-    }))
+    Ok(Json(RolloutList { rollouts }))
 }
 
 #[utoipa::path(get, path = "/v1/rollouts/{id}", tag = "rollouts", params(("id" = String, Path, description = "the rollout id")), responses((status = 200, description = "the rollout: plan, stage, soak, last evaluation of the gates, decisions with evidence", body = RolloutView), NotFound))]
@@ -36,9 +33,7 @@ pub async fn get_rollout(
     c: Caller<may::Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RolloutView>> {
-    Ok(Json(views::rollout_view(
-        c.service().rollouts().view(&id).await?,
-    )))
+    Ok(Json(c.service().rollouts().view(&id).await?))
 }
 
 #[utoipa::path(post, path = "/v1/rollouts/{id}/{action}", tag = "rollouts", params(("id" = String, Path, description = "the rollout id"), ("action" = RolloutAction, Path, description = "pause, resume or abort")), request_body = ControlRequest, responses((status = 200, description = "the rollout after the action", body = RolloutView), NotFound, Conflict))]
@@ -69,11 +64,11 @@ pub async fn control_rollout(
         RolloutAction::Resume => service.rollouts().resume(&id, &caller.name, reason).await?,
         RolloutAction::Abort => {
             let v = service.rollouts().abort(&id, &caller.name, reason).await?;
-            caller.app.publish(v.record.env).await;
+            caller.app.publish(v.env).await;
             v
         }
     };
-    Ok(Json(views::rollout_view(view)))
+    Ok(Json(view))
 }
 
 /// This resource's routes.

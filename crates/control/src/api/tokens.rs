@@ -14,7 +14,6 @@ use super::auth::{Caller, may};
 use super::error::doc::Invalid;
 use super::error::{ApiError, ApiResult};
 use super::extract::Body;
-use crate::service::views;
 
 #[utoipa::path(post, path = "/v1/tokens", tag = "rampart", request_body = TokenRequest, responses((status = 201, description = "the token and its secret, shown once", body = TokenCreated), Invalid))]
 pub async fn create_token(
@@ -40,11 +39,10 @@ pub async fn create_token(
             ));
         }
     };
-    let (record, secret) = caller
+    let (token, secret) = caller
         .service()
         .create_token(&caller.name, &b.name, b.kind, role)
         .await?;
-    let token = views::token_record(record);
     Ok((StatusCode::CREATED, Json(TokenCreated { token, secret })))
 }
 

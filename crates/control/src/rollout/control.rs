@@ -2,14 +2,14 @@
 //! at once, like a failed gate). The driver writes a rollout at every evaluation, so each action
 //! re-reads and retries when the rollout moved meanwhile.
 
-use crate::store::ops::*;
 use rampart_api::ErrorCode;
 use rampart_api::RolloutState;
+use rampart_store::ops::*;
 use serde_json::json;
 
 use super::{CONTROL_ATTEMPTS, DecisionAction, RolloutView, Rollouts, is_moved, moved};
 use crate::service::{Result, ServiceError};
-use crate::store::RolloutRecord;
+use rampart_store::RolloutRecord;
 
 /// A change of a rollout's state, or why it cannot be made.
 type Transition = fn(&mut RolloutRecord, u64) -> std::result::Result<(), String>;

@@ -3,12 +3,12 @@
 //! when a step deployed something. With PostgreSQL, the driver is whoever holds a session
 //! advisory lock on a connection kept out of the pool; with SQLite, the one control plane is.
 
-use crate::store::ops::*;
+use rampart_store::ops::*;
 use std::time::Duration;
 
 use super::Rollouts;
 use crate::service::Service;
-use crate::store::{AdvisoryLock, Backend};
+use rampart_store::{AdvisoryLock, Backend};
 
 /// The advisory-lock key of the rollout driver (PostgreSQL).
 const DRIVER_LOCK_KEY: i64 = 0x0072_616d_7061_7274; // "rampart"

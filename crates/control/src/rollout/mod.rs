@@ -46,19 +46,18 @@ mod engine;
 mod start;
 mod step;
 
-use crate::store::ops::*;
-use rampart_api::{DecisionAction, ErrorCode};
+use rampart_api::{DecisionAction, ErrorCode, RolloutDecision, RolloutView, SnapshotRecord};
+use rampart_store::ops::*;
 use std::sync::Arc;
 
 use rampart_model::clock::Clock;
 use rampart_model::{Environment, Snapshot};
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::plan::RolloutConfig;
 use crate::service::{Result, ServiceError, audit_in};
-use crate::store::{RolloutDecision, RolloutRecord, SnapshotRecord, Store, StoreError, StoreTx};
+use rampart_store::{RolloutRecord, Store, StoreError, StoreTx};
 
 pub use engine::Engine;
 
@@ -81,16 +80,6 @@ fn decision_subject(action: DecisionAction, r: &RolloutRecord) -> String {
         }
         _ => format!("change/{}", r.change_id),
     }
-}
-
-/// A rollout as the API shows it: the record, its decisions and the current stage's soak.
-#[derive(Debug, Clone, Serialize)]
-pub struct RolloutView {
-    #[serde(flatten)]
-    pub record: RolloutRecord,
-    /// Soak of the current stage so far, pauses excluded.
-    pub soaked_secs: f64,
-    pub decisions: Vec<RolloutDecision>,
 }
 
 /// The rollouts of every environment: started, stepped, controlled and shown from here.
@@ -190,11 +179,8 @@ impl Rollouts {
     async fn view_of(&self, record: RolloutRecord) -> Result<RolloutView> {
         let decisions = self.store.decisions(&record.id).await?;
         let now = record.finished_ms.unwrap_or_else(|| self.now_ms());
-        Ok(RolloutView {
-            soaked_secs: record.soaked_ms(now) as f64 / 1000.0,
-            record,
-            decisions,
-        })
+        let soaked_secs = record.soaked_ms(now) as f64 / 1000.0;
+        Ok(record.into_view(soaked_secs, decisions))
     }
 
     async fn record(&self, id: &str) -> Result<RolloutRecord> {

@@ -1,21 +1,21 @@
 //! Starting a rollout from an approved change: the impact test, then the change's edits as a
 //! new version of the environment, and its first stage deployed, in one transaction.
 
-use crate::store::ops::*;
 use rampart_api::ErrorCode;
-use rampart_api::{ChangeStatus, RolloutState};
+use rampart_api::{ChangeRecord, ChangeStatus, RolloutState, SnapshotRecord};
 use rampart_eval::Evaluator;
 use rampart_model::EnumName;
 use rampart_model::change::{Change, Edit, Object, ObjectKind};
 use rampart_model::wire::SampleBatch;
 use rampart_model::{Config, Environment, Snapshot};
+use rampart_store::ops::*;
 use serde_json::json;
 
 use super::{DecisionAction, FRESH_REPORT_MS, Rollouts, SAMPLE_BATCHES, step::stage_snapshot};
 use crate::audit::AuditAction;
 use crate::impact;
 use crate::service::{FieldError, Result, ServiceError, audit_in, candidate};
-use crate::store::{ChangeRecord, Marks, RolloutRecord, SnapshotRecord, StoreError};
+use rampart_store::{Marks, RolloutRecord, StoreError};
 
 impl Rollouts {
     /// The impact test of a change: samples replayed through baseline and candidate.
@@ -110,7 +110,7 @@ impl Rollouts {
         if !rules.plans.contains_key(&record.risk) && turns_a_switch_on(&record.change, &current) {
             plan = rules.with_switch_canary(plan);
         }
-        let id = crate::store::new_id("rol")?;
+        let id = rampart_store::new_id("rol")?;
         let mut tx = self.store.begin().await?;
         let edits = &record.change.edits;
         let applied = tx

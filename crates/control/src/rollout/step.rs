@@ -2,20 +2,18 @@
 //! and what follows: advance to the next stage, succeed, go back to the LKG, or just record
 //! the evaluation.
 
-use crate::store::ops::*;
-use rampart_api::{ChangeStatus, RolloutState};
+use rampart_api::{ChangeStatus, RolloutState, SnapshotRecord};
 use rampart_model::change::StageDef;
 use rampart_model::snapshot::StageScope;
 use rampart_model::wire::{CohortCounters, ImpactCounts};
 use rampart_model::{Config, Rollout, Snapshot};
+use rampart_store::ops::*;
 use serde_json::{Value, json};
 
 use super::{DecisionAction, FRESH_REPORT_MS, Rollouts, moved};
 use crate::gates::{self, CohortWindow, GateVerdict, ShadowWindow, StageWindow};
 use crate::service::{Result, Service, deployed_record};
-use crate::store::{
-    GatewayState, GatewayWindow, Mark, Marks, RolloutRecord, SnapshotRecord, StoreError, StoreTx,
-};
+use rampart_store::{GatewayState, GatewayWindow, Mark, Marks, RolloutRecord, StoreError, StoreTx};
 
 impl Rollouts {
     /// One look at a running or paused rollout: judge the gates, then advance, finish, roll

@@ -11,8 +11,8 @@
 //!   ([`may_approve`]) or withdraw ([`can_withdraw`]) a change;
 //! - [`config`]: the rules of each environment ([`RulesConfig`], [`EnvRules`], [`RiskPolicy`],
 //!   change [`Window`]s), their defaults and their validation;
-//! - [`readiness`]: [`check`], whose [`Readiness`] lists everything a change still lacks
-//!   ([`Missing`]);
+//! - [`readiness`]: [`check`], whose [`Readiness`](rampart_api::Readiness) lists everything a
+//!   change still lacks ([`Missing`](rampart_api::Missing));
 //! - [`risk`]: a change's risk, derived from what it touches ([`change_risk`], [`edit_risks`]).
 
 pub mod config;
@@ -28,7 +28,7 @@ pub use config::{
 pub use permissions::{
     Permission, Refusal, allowed, can_approve, can_withdraw, may_approve, rollback_allowed,
 };
-pub use readiness::{ApprovalFacts, Missing, Readiness, check};
+pub use readiness::{ApprovalFacts, check};
 pub use risk::{EditRisk, change_risk, edit_risks};
 
 #[cfg(test)]

@@ -2,11 +2,12 @@
 //!
 //! [`check`] is the one place the rules are checked. It takes the environment's
 //! [`EnvRules`], the change's risk and the [`ApprovalFacts`], and **no role**: nothing about
-//! who asks changes what a change needs. The author's own approval never counts.
+//! who asks changes what a change needs. The author's own approval never counts. Its answer is
+//! the API's [`Readiness`], listing each [`Missing`] thing.
 
 use std::collections::HashSet;
-use std::fmt;
 
+use rampart_api::{Missing, Readiness};
 use rampart_model::Risk;
 use serde::{Deserialize, Serialize};
 
@@ -27,66 +28,6 @@ pub struct ApprovalFacts {
     /// Whether the same values have been live in staging for
     /// [`EnvRules::staging_soak_secs`] of the change's risk. Measured by the caller.
     pub staging_soaked: bool,
-}
-
-/// Something a change still lacks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Missing {
-    /// Not enough approvals from distinct users other than the author.
-    Approvals { have: u32, need: u32 },
-    /// The author's own approval was recorded. It never counts, and it blocks the change until
-    /// it is gone, because it means something went around [`can_approve`].
-    AuthorApproved,
-    /// The same values have not been live in staging for long enough.
-    StagingSoak { need_secs: u64 },
-    /// No change window is open.
-    ChangeWindowClosed,
-}
-
-impl fmt::Display for Missing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Missing::Approvals { have, need } => write!(
-                f,
-                "needs {need} approval{} from people other than the author, has {have}",
-                if *need == 1 { "" } else { "s" }
-            ),
-            Missing::AuthorApproved => f.write_str(
-                "the author approved their own change: that never counts, and it must be removed",
-            ),
-            Missing::StagingSoak { need_secs } => write!(
-                f,
-                "the same values must have been live in staging for {need_secs} s first"
-            ),
-            Missing::ChangeWindowClosed => f.write_str("no change window is open"),
-        }
-    }
-}
-
-/// Whether a change may be applied, and if not, everything it lacks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Readiness {
-    /// `true` exactly when `missing` is empty.
-    pub ready: bool,
-    pub missing: Vec<Missing>,
-}
-
-impl fmt::Display for Readiness {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.ready {
-            return f.write_str("ready");
-        }
-        f.write_str("not ready: ")?;
-        for (i, m) in self.missing.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{m}")?;
-        }
-        Ok(())
-    }
 }
 
 /// The one place the rules are checked. It takes no role: nothing about who asks changes what

@@ -1,4 +1,4 @@
-use rampart_api::Role;
+use rampart_api::{Missing, Readiness, Role};
 use rampart_model::{Change, Config, EnumName, Environment, Risk};
 use serde_json::{Value, json};
 use strum::VariantArray;

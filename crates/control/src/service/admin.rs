@@ -1,13 +1,13 @@
 //! Tokens and the audit log.
 
-use crate::store::ops::*;
-use rampart_api::{AuditReport, Role, TokenKind};
+use rampart_api::{AuditReport, Role, TokenKind, TokenRecord};
 use rampart_model::EnumName;
+use rampart_store::ops::*;
 use serde_json::{Value, json};
 
-use super::{Result, Service, audit_in};
+use super::{Result, Service, commit_audited};
 use crate::audit::{self, AuditAction, ChainError};
-use crate::store::{AuditRecord, TokenRecord};
+use rampart_store::AuditRecord;
 
 impl Service {
     /// Create a token, audited in the same transaction. Returns its secret (shown once).
@@ -21,15 +21,14 @@ impl Service {
         let mut tx = self.store.begin().await?;
         let (record, secret) = tx.create_token(name, kind, role).await?;
         let detail = json!({ "id": record.id, "kind": kind.as_str(), "role": record.role_name() });
-        audit_in(
-            &mut tx,
+        commit_audited(
+            tx,
             actor,
             AuditAction::TokenCreated,
             &format!("token/{name}"),
             detail,
         )
         .await?;
-        tx.commit().await?;
         Ok((record, secret))
     }
 

@@ -1,20 +1,25 @@
 //! The life of a change: submit, view, approve, reject, withdraw and apply.
 
-use crate::store::ops::*;
-use rampart_api::{ChangeStatus, ChangeView, ErrorCode, FieldError, Role};
+use rampart_api::{
+    ChangeRecord, ChangeStatus, ChangeView, ErrorCode, FieldError, Readiness, Role, SnapshotRecord,
+};
 use rampart_eval::Evaluator;
 use rampart_model::EnumName;
 use rampart_model::change::Edit;
 use rampart_model::config::Environment;
 use rampart_model::{Change, Risk, Snapshot};
+use rampart_store::ops::*;
 use serde_json::{Value, json};
 
 use super::objects::{candidate, edit_key, objects_of};
 use super::views;
-use super::{Result, SOAK_LOOKBACK, Service, ServiceError, Submission, audit_in, open, subject};
+use super::{
+    Result, SOAK_LOOKBACK, Service, ServiceError, Submission, audit_in, commit_audited, open,
+    subject,
+};
 use crate::audit::AuditAction;
-use crate::rules::{self, ApprovalFacts, Readiness, Refusal};
-use crate::store::{self, ChangeRecord, NewChange, SnapshotRecord, StoreError};
+use crate::rules::{self, ApprovalFacts, Refusal};
+use rampart_store::{NewChange, StoreError};
 
 impl Service {
     /// Submit a change: validate it, judge its risk, record it with its audit entries.
@@ -64,7 +69,7 @@ impl Service {
             }
         }
         let risk = rules::change_risk(&change, &current);
-        let id = store::new_id("chg")?;
+        let id = rampart_store::new_id("chg")?;
         let (status, validation) = if fields.is_empty() {
             (ChangeStatus::AwaitingApproval, None)
         } else {
@@ -261,15 +266,7 @@ impl Service {
             "approvals": approvers.len(),
             "status": to.as_str(),
         });
-        audit_in(
-            &mut tx,
-            actor,
-            AuditAction::ChangeApproved,
-            &subject(id),
-            detail,
-        )
-        .await?;
-        tx.commit().await?;
+        commit_audited(tx, actor, AuditAction::ChangeApproved, &subject(id), detail).await?;
         let mut record = record;
         record.status = to;
         Ok(views::change_view(
@@ -452,15 +449,7 @@ impl Service {
             "hash": snapshot.hash().to_string(),
             "approvals": approvers,
         });
-        audit_in(
-            &mut tx,
-            actor,
-            AuditAction::ChangeApplied,
-            &subject(id),
-            detail,
-        )
-        .await?;
-        tx.commit().await?;
+        commit_audited(tx, actor, AuditAction::ChangeApplied, &subject(id), detail).await?;
         record.status = ChangeStatus::Applied;
         let stored =
             self.store.snapshot(env, version).await?.ok_or_else(|| {

@@ -50,9 +50,9 @@ mod objects;
 mod rollback;
 pub mod views;
 
-use crate::store::ops::*;
-use rampart_api::{ChangeStatus, ErrorCode};
+use rampart_api::{ChangeStatus, ErrorCode, Readiness, SnapshotRecord};
 use rampart_model::clock::{Clock, SystemClock};
+use rampart_store::ops::*;
 use std::sync::Arc;
 
 use crate::rollout::Rollouts;
@@ -66,8 +66,8 @@ pub use objects::candidate;
 pub use rampart_api::FieldError;
 
 use crate::audit::{self, AuditAction};
-use crate::rules::{Readiness, RulesConfig};
-use crate::store::{AuditRecord, NewAuditRecord, SnapshotRecord, Store, StoreError, StoreTx};
+use crate::rules::RulesConfig;
+use rampart_store::{AuditRecord, NewAuditRecord, Store, StoreError, StoreTx};
 
 /// How many staging snapshots the soak measurement looks back through.
 pub const SOAK_LOOKBACK: u64 = 200;
@@ -174,6 +174,19 @@ pub async fn audit_in(
         detail: detail.to_string(),
     };
     Ok(tx.append_audit_row(&row, row_hash(action, &detail)).await?)
+}
+
+/// Append the audit entry of what `tx` did (last, as the store's lock order wants) and commit.
+pub async fn commit_audited(
+    mut tx: StoreTx,
+    actor: &str,
+    action: AuditAction,
+    subject: &str,
+    detail: Value,
+) -> Result<()> {
+    audit_in(&mut tx, actor, action, subject, detail).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// What a return to `target` deployed, at `version`.

@@ -105,15 +105,7 @@ mod tests {
 
     #[test]
     fn candidate_reports_duplicate_and_missing_edits_with_paths() {
-        let current = Config {
-            environment: Environment::Dev,
-            settings: Settings::default(),
-            products: Vec::new(),
-            upstreams: Vec::new(),
-            policies: Vec::new(),
-            routes: Vec::new(),
-            flags: Vec::new(),
-        };
+        let current = Config::from_objects(Environment::Dev, []);
         let del = Edit::Delete {
             kind: ObjectKind::Product,
             name: "nope".to_owned(),

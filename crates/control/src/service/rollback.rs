@@ -1,17 +1,17 @@
 //! The fast path back: rollback to the last known good snapshot.
 
-use crate::store::ops::*;
-use rampart_api::ErrorCode;
+use rampart_api::{ErrorCode, SnapshotRecord};
 use rampart_model::EnumName;
 use rampart_model::Snapshot;
 use rampart_model::change::Edit;
 use rampart_model::config::Environment;
+use rampart_store::ops::*;
 use serde_json::{Value, json};
 
 use super::objects::{kind_from_str, objects_of};
-use super::{Result, Service, ServiceError, audit_in, deployed_record};
+use super::{Result, Service, ServiceError, commit_audited, deployed_record};
 use crate::audit::AuditAction;
-use crate::store::{self, SnapshotRecord, StoreTx};
+use rampart_store::StoreTx;
 
 impl Service {
     /// Go back to the last known good snapshot of `env` at once: the only fast path. A rollout
@@ -53,15 +53,14 @@ impl Service {
             })?;
         let mut tx = self.store.begin().await?;
         let (version, detail) = Self::return_to(&mut tx, &lkg, actor, "rollback").await?;
-        audit_in(
-            &mut tx,
+        commit_audited(
+            tx,
             actor,
             AuditAction::Rollback,
             &format!("env/{env}"),
             detail,
         )
         .await?;
-        tx.commit().await?;
         Ok(deployed_record(&lkg, version, self.now_ms()))
     }
 
@@ -94,7 +93,7 @@ impl Service {
         let version = if edits.is_empty() {
             head
         } else {
-            let rollback_id = store::new_id("rbk")?;
+            let rollback_id = rampart_store::new_id("rbk")?;
             let v = tx
                 .apply_edits(env, head, &edits, actor, &rollback_id)
                 .await?;
