@@ -304,13 +304,8 @@ mod tests {
         let yaml = format!(
             r#"
 environment: staging
-products:
-  - name: p
-upstreams:
-  - name: api
-    endpoints: ["127.0.0.1:1"]
-  - name: web
-    endpoints: ["127.0.0.1:2"]
+products: [{{ name: p }}]
+upstreams: [{{ name: api, endpoints: ["127.0.0.1:1"] }}, {{ name: web, endpoints: ["127.0.0.1:2"] }}]
 policies:
   - id: down
     static_response: {{ status: 503, body: down }}

@@ -163,19 +163,23 @@ routes:
         }
     }
 
-    /// Classify `path` between two evaluators.
-    fn class(base: &Evaluator, cand: &Evaluator, path: &str) -> Option<ImpactClass> {
-        let gw = gateway();
-        let headers = HeaderList(&[]);
-        let meta = RequestMeta {
+    /// `GET http://example.com{path}` from 192.0.2.1, with no headers, through `gw`.
+    fn get<'a>(path: &'a str, gw: &'a GatewayIdentity) -> RequestMeta<'a> {
+        RequestMeta {
             method: "GET",
             host: "example.com",
             path,
             client_ip: IpAddr::from([192, 0, 2, 1]),
-            headers: &headers,
+            headers: &HeaderList(&[]),
             attributes: &[],
-            gateway: &gw,
-        };
+            gateway: gw,
+        }
+    }
+
+    /// Classify `path` between two evaluators.
+    fn class(base: &Evaluator, cand: &Evaluator, path: &str) -> Option<ImpactClass> {
+        let gw = gateway();
+        let meta = get(path, &gw);
         let b = base.evaluate(&meta, Cohort::Baseline);
         let c = cand.evaluate(&meta, Cohort::Baseline);
         classify(&b, &c)
@@ -258,17 +262,7 @@ routes:
         // Routes `ra` and `rb` share upstream `ua`: compare their decisions directly.
         let b = base();
         let gw = gateway();
-        let headers = HeaderList(&[]);
-        let meta = |path| RequestMeta {
-            method: "GET",
-            host: "example.com",
-            path,
-            client_ip: IpAddr::from([192, 0, 2, 1]),
-            headers: &headers,
-            attributes: &[],
-            gateway: &gw,
-        };
-        let (ma, mb) = (meta("/a/x"), meta("/b/x"));
+        let (ma, mb) = (get("/a/x", &gw), get("/b/x", &gw));
         let (da, db) = (
             b.evaluate(&ma, Cohort::Baseline),
             b.evaluate(&mb, Cohort::Baseline),

@@ -91,21 +91,30 @@ fn counters(requests: u64, up: u64, gw: u64, latency_ms: Vec<u64>) -> CohortCoun
 }
 
 #[test]
-fn delta_subtracts_and_sums_errors() {
-    let start = counters(100, 2, 1, vec![50, 50]);
-    let now = counters(150, 5, 2, vec![70, 80]);
-    let d = CohortWindow::delta(Some(&start), &now);
-    assert_eq!(d, cw(50, 4, vec![20, 30]));
-    let whole = CohortWindow::delta(None, &now);
-    assert_eq!(whole, cw(150, 7, vec![70, 80]));
-}
-
-#[test]
-fn delta_with_counter_reset_takes_whole_now() {
+fn delta_subtracts_and_sums_errors_or_takes_now_after_a_reset() {
+    // (start, now, the window): errors sum upstream and gateway errors; a counter that went
+    // back (a restarted gateway) makes the whole of `now` the window.
+    let cases = [
+        (
+            None,
+            counters(150, 5, 2, vec![70, 80]),
+            cw(150, 7, vec![70, 80]),
+        ),
+        (
+            Some(counters(100, 2, 1, vec![50, 50])),
+            counters(150, 5, 2, vec![70, 80]),
+            cw(50, 4, vec![20, 30]),
+        ),
+        (
+            Some(counters(1000, 10, 0, vec![500, 500])),
+            counters(30, 1, 1, vec![10, 20]),
+            cw(30, 2, vec![10, 20]),
+        ),
+    ];
+    for (start, now, want) in cases {
+        assert_eq!(CohortWindow::delta(start.as_ref(), &now), want);
+    }
     let start = counters(1000, 10, 0, vec![500, 500]);
-    let now = counters(30, 1, 1, vec![10, 20]);
-    let d = CohortWindow::delta(Some(&start), &now);
-    assert_eq!(d, cw(30, 2, vec![10, 20]));
     // Requests grew but one error counter went back: still a reset.
     let now = counters(1200, 3, 0, vec![600, 600]);
     assert_eq!(CohortWindow::delta(Some(&start), &now).requests, 1200);

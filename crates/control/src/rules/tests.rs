@@ -395,45 +395,34 @@ fn risk_of(edits: Value) -> Risk {
 #[test]
 fn risk_is_derived_from_what_a_change_touches() {
     let flag = |name: &str, risk: &str| json!({"upsert": {"flag": {"name": name, "type": "int", "default": 1, "risk": risk, "owner": "o"}}});
-    assert_eq!(risk_of(json!([])), Risk::Low);
-    // A flag's own risk, old or new, whichever is higher.
-    assert_eq!(risk_of(json!([flag("low-f", "low")])), Risk::Low);
-    assert_eq!(risk_of(json!([flag("new-f", "medium")])), Risk::Medium);
-    assert_eq!(risk_of(json!([flag("high-f", "low")])), Risk::High);
-    assert_eq!(risk_of(json!([flag("low-f", "critical")])), Risk::Critical);
-    // Deletions are at least medium; a flag's deletion keeps its risk.
-    assert_eq!(
-        risk_of(json!([{"delete": {"kind": "flag", "name": "low-f"}}])),
-        Risk::Medium
-    );
-    assert_eq!(
-        risk_of(json!([{"delete": {"kind": "flag", "name": "crit-f"}}])),
-        Risk::Critical
-    );
-    assert_eq!(
-        risk_of(json!([{"delete": {"kind": "product", "name": "app"}}])),
-        Risk::Medium
-    );
-    assert_eq!(
-        risk_of(json!([{"delete": {"kind": "upstream", "name": "app-up"}}])),
-        Risk::Medium
-    );
-    // Products are metadata; upstreams and routes are medium.
-    assert_eq!(
-        risk_of(json!([{"upsert": {"product": {"name": "app", "description": "x"}}}])),
-        Risk::Low
-    );
-    assert_eq!(
-        risk_of(
-            json!([{"upsert": {"upstream": {"name": "app-up", "endpoints": ["127.0.0.1:9"]}}}])
+    let delete = |kind: &str, name: &str| json!({"delete": {"kind": kind, "name": name}});
+    let cases = [
+        (json!([]), Risk::Low),
+        // A flag's own risk, old or new, whichever is higher.
+        (json!([flag("low-f", "low")]), Risk::Low),
+        (json!([flag("new-f", "medium")]), Risk::Medium),
+        (json!([flag("high-f", "low")]), Risk::High),
+        (json!([flag("low-f", "critical")]), Risk::Critical),
+        // Deletions are at least medium; a flag's deletion keeps its risk.
+        (json!([delete("flag", "low-f")]), Risk::Medium),
+        (json!([delete("flag", "crit-f")]), Risk::Critical),
+        (json!([delete("product", "app")]), Risk::Medium),
+        (json!([delete("upstream", "app-up")]), Risk::Medium),
+        // Products are metadata; upstreams and routes are medium.
+        (
+            json!([{"upsert": {"product": {"name": "app", "description": "x"}}}]),
+            Risk::Low,
         ),
-        Risk::Medium
-    );
-    // Max over edits.
-    assert_eq!(
-        risk_of(json!([flag("low-f", "low"), flag("x", "high")])),
-        Risk::High
-    );
+        (
+            json!([{"upsert": {"upstream": {"name": "app-up", "endpoints": ["127.0.0.1:9"]}}}]),
+            Risk::Medium,
+        ),
+        // Max over edits.
+        (json!([flag("low-f", "low"), flag("x", "high")]), Risk::High),
+    ];
+    for (edits, want) in cases {
+        assert_eq!(risk_of(edits.clone()), want, "{edits}");
+    }
 }
 
 #[test]
