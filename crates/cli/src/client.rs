@@ -37,6 +37,17 @@ impl Api {
         self.call(reqwest::Method::GET, path, None::<&()>).await
     }
 
+    /// `GET /v1/envs/{env}{rest}`, after checking the environment's name (no call is made for
+    /// a bad one); returns the environment too.
+    pub(crate) async fn get_env<T: DeserializeOwned>(
+        &self,
+        env: &str,
+        rest: &str,
+    ) -> Result<(Environment, T)> {
+        let env = parse_env(env)?;
+        Ok((env, self.get(&format!("/v1/envs/{env}{rest}")).await?))
+    }
+
     /// `POST path` with a JSON body, the answer decoded as `T`.
     pub(crate) async fn post<B: Serialize, T: DeserializeOwned>(
         &self,

@@ -318,15 +318,8 @@ policies:
         keys:
           - {{ id: k, sha256: ef6e1ce29b96e229eb7a0f897aa5dd4205a39d3df6e9ed52e8516ecc9cf0fc5c }}
 routes:
-  - id: api
-    product: p
-    match: {{ path: {{ prefix: /api/ }} }}
-    upstream: api
-    policies: [{api_policies}]
-  - id: web
-    product: p
-    match: {{ path: {{ prefix: /web/ }} }}
-    upstream: web
+  - {{ id: api, product: p, match: {{ path: {{ prefix: /api/ }} }}, upstream: api, policies: [{api_policies}] }}
+  - {{ id: web, product: p, match: {{ path: {{ prefix: /web/ }} }}, upstream: web }}
 "#
         );
         let cfg: Config = from_yaml(&yaml).unwrap();

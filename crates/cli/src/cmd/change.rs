@@ -141,9 +141,8 @@ pub(crate) fn run(a: ChangeArgs) -> Result<()> {
                 return answer(json, &v, print_applied);
             }
             ChangeCmd::List { env, limit } => {
-                let env = parse_env(&env)?;
-                let path = format!("/v1/envs/{env}/changes?limit={limit}");
-                let v: ChangeList = api.get(&path).await?;
+                let rest = format!("/changes?limit={limit}");
+                let (env, v): (_, ChangeList) = api.get_env(&env, &rest).await?;
                 return answer(json, &v, |v| print_list(env, v));
             }
         };

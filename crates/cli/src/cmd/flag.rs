@@ -7,7 +7,7 @@ use rampart_model::{EnumName, Flag};
 use serde_json::Value;
 
 use super::ClientArgs;
-use crate::client::{client, enc, parse_env};
+use crate::client::{client, enc};
 use crate::output::{answer, out};
 
 #[derive(Debug, Args)]
@@ -38,8 +38,7 @@ pub(crate) fn run(a: FlagArgs) -> Result<()> {
     client(&a.client, |api| async move {
         match a.cmd {
             FlagCmd::List { env } => {
-                let env = parse_env(&env)?;
-                let v: FlagsResponse = api.get(&format!("/v1/envs/{env}/flags")).await?;
+                let (env, v): (_, FlagsResponse) = api.get_env(&env, "/flags").await?;
                 answer(json, &v, |v| {
                     out(&format!(
                         "{} flag(s) in {env} (version {})",
@@ -58,9 +57,8 @@ pub(crate) fn run(a: FlagArgs) -> Result<()> {
                 })
             }
             FlagCmd::Get { name, env } => {
-                let env = parse_env(&env)?;
-                let path = format!("/v1/envs/{env}/flags/{}", enc(&name));
-                let v: Flag = api.get(&path).await?;
+                let rest = format!("/flags/{}", enc(&name));
+                let (env, v): (_, Flag) = api.get_env(&env, &rest).await?;
                 answer(json, &v, |v| {
                     out(&format!("flag {name} in {env}"))?;
                     // Every field as the API sends it, by name, the name itself aside.

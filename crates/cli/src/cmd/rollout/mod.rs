@@ -95,8 +95,7 @@ pub(crate) fn run(a: RolloutArgs) -> Result<()> {
     client(&a.client, |api| async move {
         match a.cmd {
             RolloutCmd::List { env } => {
-                let env = parse_env(&env)?;
-                let v: RolloutList = api.get(&format!("/v1/envs/{env}/rollouts")).await?;
+                let (env, v): (_, RolloutList) = api.get_env(&env, "/rollouts").await?;
                 answer(json, &v, |v| {
                     out(&format!("{} rollout(s) in {env}", v.rollouts.len()))?;
                     for r in &v.rollouts {
