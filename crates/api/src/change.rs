@@ -174,15 +174,3 @@ pub struct ApplyResponse {
     pub rollout_id: Option<String>,
     pub deployed_hash: Option<String>,
 }
-
-#[cfg(test)]
-mod tests {
-    use rampart_model::EnumName;
-
-    use super::*;
-
-    #[test]
-    fn names_are_snake_case() {
-        assert_eq!(ChangeStatus::AwaitingApproval.as_str(), "awaiting_approval");
-    }
-}

@@ -29,31 +29,3 @@ impl DecisionAction {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use rampart_model::EnumName;
-    use strum::VariantArray;
-
-    use super::*;
-
-    #[test]
-    fn names_are_the_stored_ones() {
-        let names: Vec<&str> = DecisionAction::VARIANTS
-            .iter()
-            .map(|a| a.as_str())
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "started",
-                "advanced",
-                "paused",
-                "resumed",
-                "aborted",
-                "rolled_back",
-                "succeeded"
-            ]
-        );
-    }
-}

@@ -71,16 +71,3 @@ pub struct ErrorBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_id: Option<String>,
 }
-
-#[cfg(test)]
-mod tests {
-    use rampart_model::EnumName;
-
-    use super::*;
-
-    #[test]
-    fn codes_are_snake_case() {
-        assert_eq!(ErrorCode::StatusConflict.as_str(), "status_conflict");
-        assert_eq!(ErrorCode::NoLkg.as_str(), "no_lkg");
-    }
-}
