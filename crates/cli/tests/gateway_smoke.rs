@@ -282,14 +282,10 @@ async fn up_then_apply_reaches_the_gateway() {
     write_atomic(&fleet, &edited(&text));
     up.apply(&fleet);
     // The change rolls out (25%, then 100%) on the demo's traffic and becomes the LKG.
-    let rollout = up.wait_for_rollout("succeeded").await;
-    let actions: Vec<&str> = rollout["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(actions, ["started", "advanced", "succeeded"], "{rollout}");
+    let rollout: rampart_api::RolloutView =
+        serde_json::from_value(up.wait_for_rollout("succeeded").await).unwrap();
+    let actions: Vec<&str> = rollout.decisions.iter().map(|d| d.action.into()).collect();
+    assert_eq!(actions, ["started", "advanced", "succeeded"], "{rollout:?}");
     up.wait_for_robots(NEW_ROBOTS).await;
     assert!(up.cli(&["fleet", "--env", "dev"]).contains("gw-1"));
     let token = up.token.clone();

@@ -312,6 +312,15 @@ impl Api {
     }
 
     /// Wait (`secs` at most) until the rollout ends, succeeded or rolled back.
+    /// Start a change's rollout, wait (at most 60 s) for it to end, and check it ended in
+    /// `state`; returns the change id and the rollout.
+    async fn run_to_end(&self, reason: &str, edits: Value, state: &str) -> (String, Value) {
+        let (id, rollout_id) = self.start(reason, edits).await;
+        let r = self.wait_end(&rollout_id, 60).await;
+        assert_eq!(r["state"], state, "{r:#}");
+        (id, r)
+    }
+
     async fn wait_end(&self, id: &str, secs: u64) -> Value {
         let states = ["succeeded", "rolled_back"];
         let deadline = Instant::now() + Duration::from_secs(secs);
@@ -677,12 +686,10 @@ async fn the_incident_change_is_rolled_back_at_its_first_stage() {
     let (fleet, load) = Fleet::under_load(two_stages("5%", 5.0, 30, 30), false, rate, 90).await;
     let (_, failed_before) = load.counts();
     assert_eq!(failed_before, 0, "the baseline serves cleanly");
-    let (id, rollout_id) = fleet
+    let (id, r) = fleet
         .api
-        .start("the incident's value", erroneous_flag())
+        .run_to_end("the incident's value", erroneous_flag(), "rolled_back")
         .await;
-    let r = fleet.api.wait_end(&rollout_id, 60).await;
-    assert_eq!(r["state"], "rolled_back", "{r:#}");
     assert_eq!(actions(&r), ["started", "rolled_back"], "{r:#}");
     assert_eq!(r["stage_index"], 0, "caught at the first stage");
     let reason = r["reason"].as_str().unwrap();
@@ -692,11 +699,12 @@ async fn the_incident_change_is_rolled_back_at_its_first_stage() {
     );
     let change = fleet.api.get(&format!("/v1/changes/{id}")).await;
     assert_eq!(change["status"], "rolled_back");
+    let rollout_id = r["id"].as_str().unwrap();
     // The CLI shows it: `watch` of an ended rollout says how it ended and exits 1.
-    let (ok, out, err) = cli(&fleet.api, &["rollout", "watch", &rollout_id]);
+    let (ok, out, err) = cli(&fleet.api, &["rollout", "watch", rollout_id]);
     assert!(!ok, "{out}");
     assert!(err.to_lowercase().contains("rolled_back"), "{out}\n{err}");
-    let (ok, out, _) = cli(&fleet.api, &["rollout", "show", &rollout_id]);
+    let (ok, out, _) = cli(&fleet.api, &["rollout", "show", rollout_id]);
     assert!(
         ok && out.contains("error_rate") && out.contains("rolled_back"),
         "{out}"
@@ -745,9 +753,10 @@ async fn a_traffic_collapse_is_caught_by_the_floor() {
         "match": { "host": HOST, "path": { "prefix": "/" } },
         "upstream": "shop-void", "policies": ["shop-edge"],
     } } }]);
-    let (_, rollout_id) = fleet.api.start("move the shop to new hosts", hang).await;
-    let r = fleet.api.wait_end(&rollout_id, 60).await;
-    assert_eq!(r["state"], "rolled_back", "{r:#}");
+    let (_, r) = fleet
+        .api
+        .run_to_end("move the shop to new hosts", hang, "rolled_back")
+        .await;
     let reason = r["reason"].as_str().unwrap();
     assert!(
         reason.contains("expected"),
@@ -976,12 +985,10 @@ async fn a_shadow_stage_judges_the_candidate_without_serving_it() {
         ],
     });
     let (fleet, load) = Fleet::under_load(then_all(shadow, 2, 20), false, 60, 120).await;
-    let (_, rollout_id) = fleet
+    let (_, r) = fleet
         .api
-        .start("the incident's value", erroneous_flag())
+        .run_to_end("the incident's value", erroneous_flag(), "rolled_back")
         .await;
-    let r = fleet.api.wait_end(&rollout_id, 60).await;
-    assert_eq!(r["state"], "rolled_back", "{r:#}");
     assert_eq!(r["stage_index"], 0, "caught in the shadow stage");
     let diff = failed_stage_gate(&r, "shadow_diff");
     assert_eq!(diff["verdict"], "fail", "{diff}");
@@ -989,9 +996,10 @@ async fn a_shadow_stage_judges_the_candidate_without_serving_it() {
     let (_, failed) = load.counts();
     assert_eq!(failed, 0, "the shadowed candidate served nothing");
     // A harmless change passes its shadow stage and then serves.
-    let (_, rollout_id) = fleet.api.start("a response header", healthy_edit()).await;
-    let r = fleet.api.wait_end(&rollout_id, 60).await;
-    assert_eq!(r["state"], "succeeded", "{r:#}");
+    fleet
+        .api
+        .run_to_end("a response header", healthy_edit(), "succeeded")
+        .await;
     let (_, failed) = load.stop().await;
     assert_eq!(failed, 0);
 }
@@ -1002,9 +1010,10 @@ async fn a_shadow_stage_judges_the_candidate_without_serving_it() {
 async fn a_change_that_denies_everyone_is_caught_by_the_deny_gate() {
     let _serial = SERIAL.lock().await;
     let (fleet, load) = Fleet::under_load(two_stages("5%", 5.0, 30, 30), false, 100, 90).await;
-    let (_, rollout_id) = fleet.api.start("a maintenance page", deny_everyone()).await;
-    let r = fleet.api.wait_end(&rollout_id, 60).await;
-    assert_eq!(r["state"], "rolled_back", "{r:#}");
+    let (_, r) = fleet
+        .api
+        .run_to_end("a maintenance page", deny_everyone(), "rolled_back")
+        .await;
     assert_eq!(r["stage_index"], 0);
     let deny = failed_stage_gate(&r, "deny_rate");
     assert_eq!(deny["verdict"], "fail", "{deny}");
