@@ -100,11 +100,12 @@ pub async fn gateway_samples(gw: Gateway, Body(batch): Body<SampleBatch>) -> Api
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// This resource's routes.
+/// This resource's routes, all under `/v1/gateways`.
 pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/gateways/stream", get(gateway_stream))
-        .route("/v1/gateways/ack", post(gateway_ack))
-        .route("/v1/gateways/report", post(gateway_report))
-        .route("/v1/gateways/samples", post(gateway_samples))
+    let distribution = Router::new()
+        .route("/stream", get(gateway_stream))
+        .route("/ack", post(gateway_ack))
+        .route("/report", post(gateway_report))
+        .route("/samples", post(gateway_samples));
+    Router::new().nest("/v1/gateways", distribution)
 }
