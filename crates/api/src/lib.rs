@@ -29,6 +29,7 @@ pub mod decision;
 pub mod env;
 pub mod error;
 pub mod fleet;
+pub mod gate;
 pub mod role;
 pub mod rollout;
 pub mod token;
@@ -46,6 +47,7 @@ pub use decision::DecisionAction;
 pub use env::{ConfigResponse, FlagsResponse, SnapshotRecord, SnapshotRef};
 pub use error::{ErrorBody, ErrorCode, FieldError};
 pub use fleet::{Fleet, GatewaySeen};
+pub use gate::{EvalWindow, GateResult, GateVerdict, StageEval};
 pub use role::{Role, TokenKind};
 pub use rollout::{
     ControlRequest, RolloutAction, RolloutDecision, RolloutList, RolloutState, RolloutView,

@@ -61,8 +61,7 @@ pub struct RolloutView {
     pub baseline_hash: ContentHash,
     pub candidate_hash: ContentHash,
     /// The newest evaluation of the gates, for `rampart rollout watch`.
-    #[schema(value_type = Option<Object>)]
-    pub last_eval: Option<Value>,
+    pub last_eval: Option<crate::gate::StageEval>,
     /// Why it ended, when it did not succeed.
     pub reason: Option<String>,
     /// Bumped by every update.

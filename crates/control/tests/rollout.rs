@@ -6,7 +6,7 @@
 
 mod support;
 
-use rampart_api::{ChangeStatus, GatewaySeen, RolloutState};
+use rampart_api::{ChangeStatus, GateVerdict, GatewaySeen, RolloutState};
 use rampart_model::clock::unix_ms;
 use support::example_fleet as fleet;
 
@@ -333,8 +333,8 @@ async fn a_paused_rollout_does_not_advance_until_resumed(url: String) {
     let r = service.rollouts().view(&id).await.unwrap();
     assert_eq!(r.stage_index, 0, "no advance while paused");
     assert_eq!(
-        r.last_eval.as_ref().unwrap()["verdict"],
-        "pass",
+        r.last_eval.as_ref().unwrap().verdict,
+        GateVerdict::Pass,
         "gates still judge"
     );
     // Pausing twice is a conflict, not a silent success.

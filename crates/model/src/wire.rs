@@ -190,7 +190,7 @@ pub struct SampleBatch {
 }
 
 /// Counters of one cohort over a window, summed over gateways.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CohortWindow {
     /// Requests served by the cohort in the window.
     pub requests: u64,

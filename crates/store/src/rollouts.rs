@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use rampart_api::{RolloutDecision, RolloutState, RolloutView};
+use rampart_api::{RolloutDecision, RolloutState, RolloutView, StageEval};
 use rampart_model::change::RolloutPlan;
 use rampart_model::config::Environment;
 use rampart_model::wire::{CohortCounters, CohortWindow, ImpactCounts};
@@ -80,8 +80,8 @@ pub struct RolloutRecord {
     pub candidate_version: u64,
     pub baseline_hash: ContentHash,
     pub candidate_hash: ContentHash,
-    /// The newest evaluation of the gates (JSON), for `rampart rollout watch`.
-    pub last_eval: Option<serde_json::Value>,
+    /// The newest evaluation of the gates, for `rampart rollout watch`.
+    pub last_eval: Option<rampart_api::StageEval>,
     /// Why it ended, when it did not succeed.
     pub reason: Option<String>,
     /// Bumped by every update; updates compare-and-set on it.
@@ -157,7 +157,11 @@ impl Progress {
             paused_at_ms: opt_arg_i64(r.paused_at_ms, "paused_at_ms")?,
             paused_total_ms: arg_i64(r.paused_total_ms, "paused_total_ms")?,
             marks: json(&r.marks, "the marks")?,
-            last_eval: r.last_eval.as_ref().map(|v| v.to_string()),
+            last_eval: r
+                .last_eval
+                .as_ref()
+                .map(|v| json(v, "the last evaluation"))
+                .transpose()?,
             reason: r.reason.clone(),
             finished_at: opt_arg_i64(r.finished_ms, "finished_at")?,
         })
@@ -370,10 +374,11 @@ fn rollout_from(row: &AnyRow) -> Result<RolloutRecord> {
     let text = |col: &str| -> Result<String> { Ok(row.try_get::<String, _>(col)?) };
     let plan: RolloutPlan = from_json(&text("plan")?, what())?;
     let marks: Marks = from_json(&text("marks")?, what())?;
+    // Only shown, and rewritten at the next step: an evaluation an older version wrote in
+    // another shape is dropped rather than making the rollout unreadable.
     let last_eval = row
         .try_get::<Option<String>, _>("last_eval")?
-        .map(|s| from_json(&s, what()))
-        .transpose()?;
+        .and_then(|s| serde_json::from_str::<StageEval>(&s).ok());
     let hash = |col: &str| -> Result<ContentHash> {
         ContentHash::try_from(text(col)?).map_err(|e| corrupt(what(), e))
     };

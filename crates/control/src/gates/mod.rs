@@ -97,8 +97,8 @@
 //!   gate (`3.932 < 4.554`); two errors fail it if they come within 66 requests
 //!   (`2 + (7.864 − 4.554) / 0.0513 = 66.5`), three within 144.
 
+pub use rampart_api::{GateResult, GateVerdict};
 use rampart_model::change::{Gate, GateCheck};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 mod window;
@@ -150,46 +150,6 @@ pub const SHADOW_MIN_COMPARED: u64 = 100;
 /// from the window plus [`StageWindow::reference`] (the baseline before the stage): with
 /// fewer than 100 requests a 0.1%-ish baseline rate is not measured at all.
 pub const BASELINE_MIN_REQUESTS: u64 = 100;
-
-/// The decision of one gate, or of a whole stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[derive(strum::Display, strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
-#[strum(serialize_all = "snake_case")]
-pub enum GateVerdict {
-    /// The gate is satisfied.
-    Pass,
-    /// Not enough data yet to decide.
-    Pending,
-    /// The gate failed: the stage must not proceed.
-    Fail,
-}
-
-/// One gate's decision and its evidence: stored as JSON with the rollout, and shown by
-/// `rampart rollout watch`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GateResult {
-    /// "error_rate", "latency_p99", "traffic_floor", "no_nack", "no_local_guard_trip",
-    /// "shadow_diff"
-    pub gate: String,
-    /// The gate's decision.
-    pub verdict: GateVerdict,
-    /// The measured value the gate compares (error-rate gate: the SPRT log-likelihood ratio;
-    /// latency: the p99 ratio; floor: observed/expected share ratio; nack/guard: count;
-    /// shadow: the changed percentage), if any data.
-    pub value: Option<f64>,
-    /// The threshold it is compared against (error-rate: the upper SPRT boundary
-    /// ln((1-beta)/alpha); latency: max_ratio; floor: min_ratio; nack/guard: 0; shadow:
-    /// declared_percent + max_excess_percent).
-    pub threshold: f64,
-    /// Counts and rates behind the decision: at least baseline/candidate requests and errors,
-    /// both rates, plus gate-specific numbers (p0, p1, lower boundary, p99s, expected and
-    /// observed share...).
-    pub evidence: serde_json::Value,
-    /// One human sentence, e.g. "candidate error rate 100.0% (20/20) vs baseline 0.1%
-    /// (3/2000): SPRT LLR 32.1 >= 4.55".
-    pub message: String,
-}
 
 /// A JSON number if `x` is finite, else null: evidence never holds NaN or infinities.
 fn num(x: f64) -> Value {

@@ -2,7 +2,7 @@
 //! and what follows: advance to the next stage, succeed, go back to the LKG, or just record
 //! the evaluation.
 
-use rampart_api::{ChangeStatus, RolloutState, SnapshotRecord};
+use rampart_api::{ChangeStatus, EvalWindow, RolloutState, SnapshotRecord, StageEval};
 use rampart_model::change::StageDef;
 use rampart_model::snapshot::StageScope;
 use rampart_model::wire::{CohortCounters, ImpactCounts};
@@ -48,18 +48,21 @@ impl Rollouts {
         );
         window.declares_impact = declares_impact;
         let (verdict, results) = gates::judge_all(&stage.gates, &window);
-        let eval = json!({
-            "at_ms": now,
-            "stage": stage.name,
-            "elapsed_secs": window.elapsed_secs,
-            "min_soak_secs": stage.min_soak_secs,
-            "samples": samples,
-            "min_samples": stage.min_samples,
-            "verdict": verdict,
-            "gates": results,
-            "gateways_in_scope": in_scope,
-            "window": { "baseline": window.baseline, "candidate": window.candidate },
-        });
+        let eval = StageEval {
+            at_ms: now,
+            stage: stage.name.clone(),
+            elapsed_secs: window.elapsed_secs,
+            min_soak_secs: stage.min_soak_secs,
+            samples,
+            min_samples: stage.min_samples,
+            verdict,
+            gates: results.clone(),
+            gateways_in_scope: in_scope,
+            window: EvalWindow {
+                baseline: window.baseline.clone(),
+                candidate: window.candidate.clone(),
+            },
+        };
         r.last_eval = Some(eval.clone());
         if verdict == GateVerdict::Fail {
             let failed: Vec<&str> = results
@@ -68,7 +71,7 @@ impl Rollouts {
                 .map(|g| g.message.as_str())
                 .collect();
             let reason = format!("stage `{}` failed: {}", stage.name, failed.join("; "));
-            self.end(r, RolloutState::RolledBack, "engine", &reason, eval)
+            self.end(r, RolloutState::RolledBack, "engine", &reason, json!(eval))
                 .await?;
             return Ok(true);
         }
@@ -81,9 +84,9 @@ impl Rollouts {
             }
         }
         if r.stage_index + 1 == r.plan.stages.len() {
-            self.succeed(r, eval).await?;
+            self.succeed(r, json!(eval)).await?;
         } else {
-            self.advance(r, eval).await?;
+            self.advance(r, json!(eval)).await?;
         }
         Ok(true)
     }

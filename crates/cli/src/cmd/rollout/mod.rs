@@ -99,10 +99,7 @@ pub(crate) fn run(a: RolloutArgs) -> Result<()> {
                 answer(json, &v, |v| {
                     out(&format!("{} rollout(s) in {env}", v.rollouts.len()))?;
                     for r in &v.rollouts {
-                        out(&format!(
-                            "  {}",
-                            show::list_line(&Reading::try_from(r.clone())?)
-                        ))?;
+                        out(&format!("  {}", show::list_line(&Reading::from(r.clone()))))?;
                     }
                     Ok(())
                 })
@@ -110,7 +107,7 @@ pub(crate) fn run(a: RolloutArgs) -> Result<()> {
             RolloutCmd::Show { id } => {
                 let v: RolloutView = api.get(&format!("/v1/rollouts/{}", enc(&id))).await?;
                 answer(json, &v, |v| {
-                    for line in show::show_lines(&Reading::try_from(v.clone())?) {
+                    for line in show::show_lines(&Reading::from(v.clone())) {
                         out(&line)?;
                     }
                     Ok(())

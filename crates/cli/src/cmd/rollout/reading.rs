@@ -1,9 +1,7 @@
-//! One reading of a rollout: the API's [`RolloutView`], with its last evaluation decoded.
+//! One reading of a rollout: the API's [`RolloutView`] and what the commands derive from it.
 
-use anyhow::{Context, Result};
-use rampart_api::{RolloutState, RolloutView};
+use rampart_api::{GateResult, RolloutState, RolloutView, StageEval};
 use rampart_model::change::StageDef;
-use serde::Deserialize;
 
 /// A rollout as the commands show it.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,40 +11,10 @@ pub(super) struct Reading {
     pub(super) eval: Option<StageEval>,
 }
 
-/// What the rollout engine stores as a rollout's `last_eval`: the API carries it as an
-/// untyped object, and these are the fields the CLI shows.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub(super) struct StageEval {
-    pub(super) stage: String,
-    pub(super) elapsed_secs: f64,
-    pub(super) samples: f64,
-    pub(super) min_samples: f64,
-    /// `pass`, `pending` or `fail`.
-    pub(super) verdict: String,
-    pub(super) gates: Vec<GateEval>,
-}
-
-/// One gate's result in a [`StageEval`].
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub(super) struct GateEval {
-    pub(super) gate: String,
-    pub(super) verdict: String,
-    pub(super) value: Option<f64>,
-    pub(super) threshold: Option<f64>,
-    pub(super) message: String,
-}
-
-impl TryFrom<RolloutView> for Reading {
-    type Error = anyhow::Error;
-
-    fn try_from(view: RolloutView) -> Result<Reading> {
-        let eval = view
-            .last_eval
-            .clone()
-            .map(serde_json::from_value)
-            .transpose()
-            .context("the rollout's last evaluation does not parse")?;
-        Ok(Reading { view, eval })
+impl From<RolloutView> for Reading {
+    fn from(view: RolloutView) -> Reading {
+        let eval = view.last_eval.clone();
+        Reading { view, eval }
     }
 }
 
@@ -83,7 +51,7 @@ impl Reading {
     }
 
     /// Each gate's result of the last evaluation.
-    pub(super) fn gates(&self) -> &[GateEval] {
+    pub(super) fn gates(&self) -> &[GateResult] {
         self.eval.as_ref().map_or(&[], |e| &e.gates)
     }
 }

@@ -5,7 +5,9 @@ use rampart_model::change::GateCheck;
 use rampart_model::snapshot::StageScope;
 use serde_json::Value;
 
-use super::reading::{GateEval, Reading};
+use rampart_api::GateResult;
+
+use super::reading::Reading;
 use crate::output::num;
 
 /// One line of `rampart rollout list`.
@@ -27,13 +29,13 @@ pub(super) fn list_line(r: &Reading) -> String {
 }
 
 /// One gate's result: `error_rate  pending  1.2 / 4.55  message`.
-pub(super) fn gate_text(g: &GateEval) -> String {
+pub(super) fn gate_text(g: &GateResult) -> String {
     let mut t = format!(
         "{}  {}  {} / {}",
         g.gate,
         g.verdict,
         opt_num(g.value),
-        opt_num(g.threshold)
+        num(g.threshold)
     );
     if !g.message.is_empty() {
         t.push_str("  ");
@@ -105,8 +107,8 @@ pub(super) fn show_lines(r: &Reading) -> Vec<String> {
             e.verdict,
             e.stage,
             num(e.elapsed_secs),
-            num(e.samples),
-            num(e.min_samples)
+            e.samples,
+            e.min_samples
         ));
         for g in &e.gates {
             l.push(format!("  {}", gate_text(g)));

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use rampart_api::{RolloutState, RolloutView};
+use rampart_api::{GateVerdict, RolloutState, RolloutView};
 use rampart_model::EnumName;
 
 use super::reading::Reading;
@@ -19,15 +19,15 @@ pub(super) struct Watcher {
 }
 
 /// The stage index, the state, and each gate's name and verdict.
-type WatchKey = (usize, RolloutState, Vec<(String, String)>);
+type WatchKey = (usize, RolloutState, Vec<(String, GateVerdict)>);
 
 impl Watcher {
     /// The line to print for this reading, if the stage, the state or a gate's verdict changed.
     pub(super) fn observe(&mut self, r: &Reading) -> Option<String> {
-        let gates: Vec<(String, String)> = r
+        let gates: Vec<(String, GateVerdict)> = r
             .gates()
             .iter()
-            .map(|g| (g.gate.clone(), g.verdict.clone()))
+            .map(|g| (g.gate.clone(), g.verdict))
             .collect();
         let key = (r.view.stage_index, r.view.state, gates);
         if self.last.as_ref() == Some(&key) {
@@ -54,11 +54,7 @@ pub(super) fn plain_line(r: &Reading) -> String {
         ));
     }
     if let Some(e) = &r.eval {
-        t.push_str(&format!(
-            "  samples {}/{}",
-            num(e.samples),
-            num(e.min_samples)
-        ));
+        t.push_str(&format!("  samples {}/{}", e.samples, e.min_samples));
         for g in &e.gates {
             t.push_str(&format!("  {}={}", g.gate, g.verdict));
         }
@@ -164,7 +160,7 @@ impl Bars {
             .set_message(format!("soak remaining {}s", num(remaining)));
 
         let (samples, min_samples) = match &r.eval {
-            Some(e) => (e.samples, e.min_samples),
+            Some(e) => (e.samples as f64, e.min_samples as f64),
             None => (0.0, r.stage().map_or(0.0, |s| s.min_samples as f64)),
         };
         self.samples.set_length(min_samples.max(0.0) as u64);
@@ -234,7 +230,7 @@ pub(super) async fn watch(api: &Api, id: &str, interval_ms: u64, json: bool) -> 
                 continue;
             }
         };
-        let r = Reading::try_from(v)?;
+        let r = Reading::from(v);
         if !json {
             match &mut bars {
                 Some(b) => b.update(&r),
