@@ -11,6 +11,7 @@
 #   LOAD_RATE        rampart load rate, req/s (default 5000)
 #   LOAD_SECS        rampart load duration, seconds (default 10)
 #   QUIET_WAIT       seconds to wait at most for an idle machine before measuring (default 60)
+#   FLEET_ONLY=path  write the gateway's fleet (for an origin on BENCH_PORT_BASE) there and stop
 #   PERF=1           also record a CPU profile of the gateway under wrk (needs perf), into
 #                    target/proxy-perf.txt (call graphs) and target/proxy-perf-flat.txt
 #
@@ -218,6 +219,10 @@ routes:
     policies: [block-abusers, bench-api-key, bench-rate-limit, security-headers]
 EOF
 timeout 10 "$RAMPART" validate -f "$TMP/fleet.yaml" >&2
+if [ -n "${FLEET_ONLY:-}" ]; then # bench/proxy-instructions.sh wants only the fleet
+    cp "$TMP/fleet.yaml" "$FLEET_ONLY"
+    exit 0
+fi
 taskset -c $CORE_PROXY "$RAMPART" gateway --config "$TMP/fleet.yaml" --cell bench-1 --id gw-bench \
     --listen "127.0.0.1:$GW_PORT" --admin "127.0.0.1:$GW_ADMIN_PORT" \
     --data-dir "$TMP/gw-data" >"$TMP/gateway.log" 2>&1 &
