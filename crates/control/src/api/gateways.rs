@@ -11,7 +11,6 @@ use super::AppState;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use rampart_model::clock::unix_ms;
 use rampart_model::wire::{ConfigAck, GatewayReport, SampleBatch};
 
 use super::auth::Gateway;
@@ -21,14 +20,15 @@ use super::openapi::GATEWAYS_TAG;
 use rampart_api::GatewaySeen;
 
 /// The fleet row of the gateway a query names, seen now.
-fn seen(q: &GatewayQuery) -> GatewaySeen {
+fn seen(gw: &Gateway) -> GatewaySeen {
+    let q = &gw.q;
     GatewaySeen {
         env: q.env,
         id: q.id.clone(),
         cell: q.cell.clone(),
         version: q.version.clone(),
         hash: None,
-        last_seen_ms: unix_ms(),
+        last_seen_ms: gw.app.service.now_ms(),
         last_nack: None,
     }
 }
@@ -37,7 +37,7 @@ fn seen(q: &GatewayQuery) -> GatewaySeen {
 /// The snapshot stream of one gateway: a `snapshot` event on connect (unless the gateway's
 /// `Last-Event-ID` names the newest version already) and on every new snapshot.
 pub async fn gateway_stream(gw: Gateway, headers: HeaderMap) -> ApiResult<impl IntoResponse> {
-    gw.app.service.gateway_seen(&seen(&gw.q)).await?;
+    gw.app.service.gateway_seen(&seen(&gw)).await?;
     let last: Option<u64> = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -70,7 +70,7 @@ pub async fn gateway_stream(gw: Gateway, headers: HeaderMap) -> ApiResult<impl I
 #[utoipa::path(post, path = "/v1/gateways/ack", tag = GATEWAYS_TAG, params(GatewayQuery), request_body(content = ConfigAck, description = "`{ kind: ack, hash }` or `{ kind: nack, hash, reason }`"), responses((status = 204, description = "recorded")))]
 /// A gateway's ACK or NACK of a snapshot.
 pub async fn gateway_ack(gw: Gateway, Body(ack): Body<ConfigAck>) -> ApiResult<StatusCode> {
-    gw.app.service.gateway_ack(seen(&gw.q), &ack).await?;
+    gw.app.service.gateway_ack(seen(&gw), &ack).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
