@@ -182,3 +182,37 @@ fn gateway_refuses_an_unknown_environment() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// Commands that read one environment's resource refuse a name that is no environment before
+/// any call: the server named here does not exist, so reaching it would fail differently.
+#[test]
+fn a_bad_environment_is_refused_before_any_call() {
+    let huge = "p".repeat(10_000);
+    for env in [
+        "production",
+        "PROD",
+        "",
+        " prod",
+        "pro\u{301}d",
+        "../prod",
+        huge.as_str(),
+    ] {
+        for cmd in [
+            &["flag", "list", "--env", env][..],
+            &["flag", "get", "x", "--env", env],
+            &["change", "list", "--env", env],
+            &["rollout", "list", "--env", env],
+        ] {
+            let mut args = cmd.to_vec();
+            args.extend(["--server", "http://127.0.0.1:9", "--token", "t"]);
+            let out = rampart(&args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{cmd:?}: {stderr}");
+            assert!(stderr.contains("environment"), "{cmd:?}: {stderr}");
+            assert!(
+                !stderr.contains("127.0.0.1:9"),
+                "{cmd:?} called out: {stderr}"
+            );
+        }
+    }
+}

@@ -28,6 +28,7 @@ suite!(
     staging_soak_lets_high_changes_through,
     no_role_mutates_prod_outside_a_change,
     every_endpoint_needs_a_valid_token,
+    extractors_refuse_forged_and_malformed_identities,
     bad_bodies_are_4xx_with_paths,
     stale_base_version_conflicts_nothing_lost,
     rollback_returns_to_the_lkg,
@@ -596,6 +597,95 @@ async fn every_endpoint_needs_a_valid_token(url: String) {
         .count();
     assert!(failed >= endpoints().len() * 3, "{failed}");
     assert!(!log.to_string().contains("rpt_0000"));
+}
+
+/// The `Caller`, `Gateway` and `Env` extractors against what a careless or hostile client
+/// sends: user tokens on distribution endpoints, environment names that are encoded, cased,
+/// empty or huge, and gateway identities that are missing, repeated or oversized. Each is a 4xx
+/// with a stable code, and none of them lands in the fleet.
+async fn extractors_refuse_forged_and_malformed_identities(url: String) {
+    let h = harness(&url).await;
+    let bearer = |t: &str| format!("Bearer {t}");
+    let ack = || Body::from(json!({ "kind": "ack", "hash": "0".repeat(64) }).to_string());
+    // A user token, even an admin's, is no gateway.
+    for token in [&h.root, &h.alice] {
+        let q = "/v1/gateways/ack?env=prod&id=forged&cell=a&version=0.1.0";
+        let (s, e) = h.raw("POST", q, Some(&bearer(token)), ack()).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+        assert_eq!(e["error"], "forbidden");
+    }
+    // Environment names: only the exact ones.
+    let huge = "p".repeat(10_000);
+    // A percent-encoded unreserved byte is the same name (RFC 3986): the same config.
+    let (s, e) = h
+        .raw(
+            "GET",
+            "/v1/envs/pr%6fd/config",
+            Some(&bearer(&h.viewer)),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(
+        (s, &e["config"]["environment"]),
+        (StatusCode::OK, &json!("prod"))
+    );
+    for env in ["PROD", "prod%00", "%20prod", "production", huge.as_str()] {
+        let path = format!("/v1/envs/{env}/config");
+        let (s, e) = h
+            .raw("GET", &path, Some(&bearer(&h.viewer)), Body::empty())
+            .await;
+        assert!(s.is_client_error(), "{env:.20}: {s} {e}");
+        assert!(
+            ["not_found", "bad_query"].contains(&e["error"].as_str().unwrap_or("")),
+            "{env:.20}: {e}"
+        );
+    }
+    let (s, _) = h
+        .raw(
+            "GET",
+            "/v1/envs//config",
+            Some(&bearer(&h.viewer)),
+            Body::empty(),
+        )
+        .await;
+    assert!(s.is_client_error(), "{s}");
+    // Gateway identities: missing, repeated, empty, oversized, or a bad environment (which
+    // answers like an unknown environment anywhere else: 404).
+    let long_id = "g".repeat(201);
+    let bad_query = (StatusCode::BAD_REQUEST, "bad_query");
+    for (q, want) in [
+        ("env=prod&cell=a&version=0.1.0".to_owned(), bad_query),
+        ("env=prod&id=&cell=a&version=0.1.0".to_owned(), bad_query),
+        (
+            format!("env=prod&id={long_id}&cell=a&version=0.1.0"),
+            bad_query,
+        ),
+        (
+            "env=prod&env=dev&id=g&cell=a&version=0.1.0".to_owned(),
+            bad_query,
+        ),
+        (
+            "env=prod&id=g&id=h&cell=a&version=0.1.0".to_owned(),
+            bad_query,
+        ),
+        (
+            "env=PROD&id=g&cell=a&version=0.1.0".to_owned(),
+            (StatusCode::NOT_FOUND, "not_found"),
+        ),
+    ] {
+        let path = format!("/v1/gateways/ack?{q}");
+        let (s, e) = h.raw("POST", &path, Some(&bearer(&h.gw)), ack()).await;
+        assert_eq!((s, e["error"].as_str().unwrap_or("")), want, "{q:.60}: {e}");
+    }
+    // None of those reached the fleet.
+    let (_, fleet) = h.call("GET", "/v1/fleet?env=prod", &h.viewer, None).await;
+    let ids: Vec<&str> = fleet["gateways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.is_empty(), "{fleet}");
 }
 
 async fn bad_bodies_are_4xx_with_paths(url: String) {

@@ -32,6 +32,7 @@ suite!(
     a_rollout_superseded_by_another_deployment_ends,
     a_gateway_restart_keeps_the_evidence_counted_so_far,
     a_deployment_is_announced_to_other_replicas,
+    a_stored_evaluation_that_does_not_decode_leaves_the_rollout_readable,
 );
 
 const ENV: Environment = Environment::Prod;
@@ -590,4 +591,36 @@ async fn a_deployment_is_announced_to_other_replicas(url: String) {
         .expect("announced within 5 s")
         .unwrap();
     assert_eq!(n, "prod");
+}
+
+/// A rollout's last evaluation, as an older version or a hand edit left it: not JSON, another
+/// shape, a huge string, nesting past serde's recursion limit. The rollout still reads, without
+/// that evaluation (the next step writes a new one), and the driver still steps it.
+async fn a_stored_evaluation_that_does_not_decode_leaves_the_rollout_readable(url: String) {
+    let (service, _, id) = started(&url).await;
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let huge = serde_json::to_string(&"x".repeat(1 << 20)).unwrap();
+    for stored in [
+        "{ not json",
+        r#"{"verdict": 3}"#,
+        "[]",
+        "null",
+        &huge,
+        &deep,
+    ] {
+        sqlx::query("UPDATE rollouts SET last_eval = $1 WHERE id = $2")
+            .bind(stored)
+            .bind(&id)
+            .execute(service.store().pool())
+            .await
+            .unwrap();
+        let v = service.rollouts().view(&id).await.unwrap();
+        assert_eq!(v.last_eval, None, "{:.40}", stored);
+        assert_eq!(v.state, RolloutState::Running);
+    }
+    // The driver evaluates it again and stores an evaluation that reads back.
+    let hash = baseline_reported(&service, &id, 100).await;
+    assert!(!hash.is_empty());
+    let v = service.rollouts().view(&id).await.unwrap();
+    assert!(v.last_eval.is_some(), "{v:?}");
 }

@@ -56,7 +56,7 @@ impl Rollouts {
             samples,
             min_samples: stage.min_samples,
             verdict,
-            gates: results.clone(),
+            gates: results,
             gateways_in_scope: in_scope,
             window: EvalWindow {
                 baseline: window.baseline.clone(),
@@ -65,7 +65,8 @@ impl Rollouts {
         };
         r.last_eval = Some(eval.clone());
         if verdict == GateVerdict::Fail {
-            let failed: Vec<&str> = results
+            let failed: Vec<&str> = eval
+                .gates
                 .iter()
                 .filter(|g| g.verdict == GateVerdict::Fail)
                 .map(|g| g.message.as_str())
