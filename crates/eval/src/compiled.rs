@@ -28,10 +28,12 @@ pub(crate) struct CompiledConfig {
     tenant_header: Box<str>,
     products: Box<[Box<str>]>,
     upstreams: Box<[Box<str>]>,
+    /// In the order of the configuration, so a route's index is its index in `Config::routes`.
     routes: Box<[CompiledRoute]>,
-    /// For each exact host some route names: the routes that can match it, in order.
+    /// For each exact host some route names: the routes that can match it, in precedence
+    /// order ([`crate::precedence`]).
     by_host: HashMap<Box<str>, Box<[u32]>>,
-    /// The routes that can match any other host, in order.
+    /// The routes that can match any other host, in precedence order.
     other_hosts: Box<[u32]>,
     policies: Box<[CompiledPolicy]>,
     pub(crate) flags: Box<[CompiledFlag]>,
@@ -410,18 +412,26 @@ impl CompiledConfig {
                     .map_err(at)?,
             });
         }
+        let order: Vec<u32> = crate::precedence::order(&cfg.routes)
+            .into_iter()
+            .map(|i| i as u32)
+            .collect();
         let mut by_host: HashMap<Box<str>, Box<[u32]>> = HashMap::new();
         for r in &routes {
             if let HostMatch::Exact(h) = &r.host
                 && !by_host.contains_key(h)
             {
-                let list = (0..routes.len() as u32)
+                let list = order
+                    .iter()
+                    .copied()
                     .filter(|&j| routes[j as usize].host.matches(h))
                     .collect();
                 by_host.insert(h.clone(), list);
             }
         }
-        let other_hosts = (0..routes.len() as u32)
+        let other_hosts = order
+            .iter()
+            .copied()
             .filter(|&j| !matches!(routes[j as usize].host, HostMatch::Exact(_)))
             .collect();
         Ok(CompiledConfig {

@@ -46,6 +46,7 @@ impl<'a> Decision<'a> {
 /// The route a request took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteInfo<'a> {
+    /// The route's index in `Config::routes` (not its rank in precedence).
     pub index: usize,
     pub id: &'a str,
     pub product: &'a str,

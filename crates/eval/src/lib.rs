@@ -6,7 +6,8 @@
 //! or the candidate of an active rollout) by sticky [`bucket`]ing.
 //!
 //! Gateways run this crate on every request, and the control plane runs the same code to judge
-//! candidates, so both agree on what a configuration does. It does no I/O, has no async
+//! candidates, so both agree on what a configuration does. Among the routes that match a
+//! request, the one that wins is decided by [`precedence`], from the routes alone. It does no I/O, has no async
 //! runtime, and never panics on a snapshot that compiled: every value a flag can give a policy
 //! field is converted once, at compile time.
 
@@ -15,6 +16,7 @@ mod compiled;
 pub mod decision;
 pub mod diff;
 mod flags;
+pub mod precedence;
 pub mod request;
 
 use rampart_model::snapshot::StageScope;

@@ -55,6 +55,9 @@ pub enum Edit {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Object {
+    /// The environment-wide settings: a singleton, named [`SETTINGS_NAME`]. An environment
+    /// without one has the default settings, so deleting it restores them.
+    Settings(Settings),
     Product(Product),
     Upstream(Upstream),
     Policy(Policy),
@@ -66,6 +69,7 @@ impl Object {
     /// The object's kind and its name (the `id` of policies and routes).
     pub fn key(&self) -> (ObjectKind, &str) {
         match self {
+            Object::Settings(_) => (ObjectKind::Settings, SETTINGS_NAME),
             Object::Product(p) => (ObjectKind::Product, &p.name),
             Object::Upstream(u) => (ObjectKind::Upstream, &u.name),
             Object::Policy(p) => (ObjectKind::Policy, &p.id),
@@ -75,9 +79,12 @@ impl Object {
     }
 }
 
+/// The name of the one settings object of an environment.
+pub const SETTINGS_NAME: &str = "settings";
+
 impl Config {
-    /// The configuration of `env` made of `objects`, with the default settings (which no
-    /// object carries).
+    /// The configuration of `env` made of `objects`: the default settings unless a settings
+    /// object is among them.
     pub fn from_objects(env: Environment, objects: impl IntoIterator<Item = Object>) -> Config {
         let mut config = Config {
             environment: env,
@@ -94,24 +101,30 @@ impl Config {
         config
     }
 
-    /// Every object of the configuration, by kind: products, upstreams, policies, routes,
-    /// flags.
+    /// Every object of the configuration, by kind: the settings (only when they differ from
+    /// the defaults, which an environment without a settings object has), products,
+    /// upstreams, policies, routes, flags.
     pub fn objects(&self) -> impl Iterator<Item = Object> + '_ {
+        let settings =
+            (self.settings != Settings::default()).then(|| Object::Settings(self.settings.clone()));
         let products = self.products.iter().cloned().map(Object::Product);
         let upstreams = self.upstreams.iter().cloned().map(Object::Upstream);
         let policies = self.policies.iter().cloned().map(Object::Policy);
         let routes = self.routes.iter().cloned().map(Object::Route);
         let flags = self.flags.iter().cloned().map(Object::Flag);
-        products
+        settings
+            .into_iter()
+            .chain(products)
             .chain(upstreams)
             .chain(policies)
             .chain(routes)
             .chain(flags)
     }
 
-    /// Add an object to the list of its kind.
+    /// Add an object to the list of its kind; a settings object replaces the settings.
     pub fn push(&mut self, object: Object) {
         match object {
+            Object::Settings(s) => self.settings = s,
             Object::Product(p) => self.products.push(p),
             Object::Upstream(u) => self.upstreams.push(u),
             Object::Policy(p) => self.policies.push(p),
@@ -124,6 +137,7 @@ impl Config {
 crate::wire_enum! {
     /// The kind of a configuration object.
     pub enum ObjectKind {
+        Settings,
         Product,
         Upstream,
         Policy,

@@ -201,6 +201,15 @@ pub struct Route {
     /// Ids of policies, applied in order.
     #[serde(default)]
     pub policies: Vec<String>,
+    /// Precedence among routes that match the same request: higher first, 0 by default. Ties
+    /// are broken by specificity, then by id; never by where the route is written or stored
+    /// (the rule is `rampart_eval::precedence`, documented in docs/CONFIG.md).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// What a request must look like to take a route.

@@ -87,10 +87,12 @@
 //!   [`DEPLOYED_CHANNEL`] in its transaction ([`Store::listen_deployments`] hears it), and one
 //!   replica at a time may hold an [`AdvisoryLock`].
 //!
-//! # Not stored
-//! [`Config::settings`](rampart_model::Config::settings) is not an
-//! [`Object`](rampart_model::change::Object) kind, so no edit can change it and
-//! [`Objects::config`] materializes the default settings.
+//! # Settings
+//! [`Config::settings`](rampart_model::Config::settings) is stored as the singleton
+//! [`Object::Settings`](rampart_model::change::Object::Settings), named `settings`, like any
+//! other object (the `objects` table does not constrain kinds, so no migration was needed). An
+//! environment without one, such as a store written before settings were objects, reads as the
+//! default settings.
 //!
 //! # Errors
 //! Data read back from the database is checked (known enum names, non-negative numbers,

@@ -54,7 +54,9 @@ pub trait Objects: Handle {
     }
 
     /// The current configuration of `env` and its version. Each list is ordered by name (byte
-    /// order), the same on both backends.
+    /// order), the same on both backends; that order does not decide anything (route
+    /// precedence is computed from the routes themselves). An environment without a settings
+    /// object, such as one written before settings were objects, has the default settings.
     async fn config(self, env: Environment) -> Result<(Config, u64)> {
         self.run(async |c| {
             let version = head(c, env).await?;
@@ -282,6 +284,7 @@ fn object_version_from(env: Environment, row: &AnyRow) -> Result<ObjectVersion> 
 /// An object's body as stored: the object itself, without the kind tag.
 fn object_body(object: &Object) -> serde_json::Result<String> {
     match object {
+        Object::Settings(s) => serde_json::to_string(s),
         Object::Product(p) => serde_json::to_string(p),
         Object::Upstream(u) => serde_json::to_string(u),
         Object::Policy(p) => serde_json::to_string(p),
@@ -292,6 +295,7 @@ fn object_body(object: &Object) -> serde_json::Result<String> {
 
 fn decode_object(kind: ObjectKind, body: &str) -> serde_json::Result<Object> {
     Ok(match kind {
+        ObjectKind::Settings => Object::Settings(serde_json::from_str(body)?),
         ObjectKind::Product => Object::Product(serde_json::from_str(body)?),
         ObjectKind::Upstream => Object::Upstream(serde_json::from_str(body)?),
         ObjectKind::Policy => Object::Policy(serde_json::from_str(body)?),

@@ -37,14 +37,16 @@ pub(crate) fn run(a: ApplyArgs) -> Result<()> {
     };
     let reason = a.reason;
     client(&a.client, |api| async move {
-        let (d, version) = compare(&api, env, &desired).await?;
+        let c = compare(&api, env, &desired).await?;
         if !json {
-            print_diff(env, version, &d)?;
+            print_diff(env, &c)?;
         }
+        let (d, version) = (&c.diff, c.version);
         let plan = |change| Plan {
             env,
             base_version: version,
-            diff: &d,
+            diff: d,
+            order: c.order.as_ref(),
             change: Some(change),
         };
         if d.is_empty() {
@@ -53,7 +55,7 @@ pub(crate) fn run(a: ApplyArgs) -> Result<()> {
         let body = SubmitRequest {
             reason,
             declared_impact: declared,
-            edits: to_edits(&d),
+            edits: to_edits(d),
             base_version: version,
         };
         let view: ChangeView = api.post(&format!("/v1/envs/{env}/changes"), &body).await?;

@@ -1,5 +1,8 @@
 //! `rampart diff`: the objects a fleet file would add, change or remove in an environment, like
 //! `terraform plan`; and that object-level diff, which `rampart apply` turns into a change.
+//! The environment's settings are an object too (present when they differ from the defaults).
+//! When the edits move routes in the effective precedence order
+//! ([`rampart_eval::precedence`]), the diff shows those routes' order before and after.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +19,7 @@ use super::ClientArgs;
 use crate::client::{Api, client, parse_env};
 use crate::fleet_file::{FleetArgs, load};
 use crate::output::{answer, out};
+use rampart_eval::precedence;
 
 #[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
@@ -28,13 +32,16 @@ pub(crate) struct DiffArgs {
     client: ClientArgs,
 }
 
-/// What `--json` prints: the environment, the version compared, the diff, and for `apply` the
-/// change submitted (null when there was nothing to change).
+/// What `--json` prints: the environment, the version compared, the diff, the change in
+/// effective route order if any, and for `apply` the change submitted (null when there was
+/// nothing to change).
 #[derive(Debug, Serialize)]
 pub(crate) struct Plan<'a> {
     pub(crate) env: Environment,
     pub(crate) base_version: u64,
     pub(crate) diff: &'a [ObjectDiff],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) order: Option<&'a OrderChange>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) change: Option<Option<&'a ChangeView>>,
 }
@@ -44,27 +51,35 @@ pub(crate) fn run(a: DiffArgs) -> Result<()> {
     let desired = load(&a.fleet)?;
     let json = a.client.json;
     client(&a.client, |api| async move {
-        let (d, version) = compare(&api, env, &desired).await?;
+        let c = compare(&api, env, &desired).await?;
         let plan = Plan {
             env,
-            base_version: version,
-            diff: &d,
+            base_version: c.version,
+            diff: &c.diff,
+            order: c.order.as_ref(),
             change: None,
         };
-        answer(json, &plan, |p| print_diff(env, version, p.diff))
+        answer(json, &plan, |_| print_diff(env, &c))
     })
 }
 
-/// The environment's version, and the diff of `desired` against its config; a note on stderr
-/// when the settings differ.
-pub(crate) async fn compare(
-    api: &Api,
-    env: Environment,
-    desired: &Config,
-) -> Result<(Vec<ObjectDiff>, u64)> {
+/// An environment compared with a fleet file.
+#[derive(Debug)]
+pub(crate) struct Compared {
+    /// The environment's version: what a change is written against.
+    pub(crate) version: u64,
+    pub(crate) diff: Vec<ObjectDiff>,
+    pub(crate) order: Option<OrderChange>,
+}
+
+/// The environment's version, and the diff of `desired` against its config.
+pub(crate) async fn compare(api: &Api, env: Environment, desired: &Config) -> Result<Compared> {
     let current = config(api, env).await?;
-    settings_note(&current.config, desired, env);
-    Ok((diff(&current.config, desired), current.version))
+    Ok(Compared {
+        version: current.version,
+        diff: diff(&current.config, desired),
+        order: order_change(&current.config, desired),
+    })
 }
 
 /// The environment's version: what a change is written against.
@@ -74,15 +89,6 @@ pub(crate) async fn version(api: &Api, env: Environment) -> Result<u64> {
 
 async fn config(api: &Api, env: Environment) -> Result<ConfigResponse> {
     api.get(&format!("/v1/envs/{env}/config")).await
-}
-
-/// Environment-wide settings are not objects: no change edits them, so say when they differ.
-fn settings_note(current: &Config, desired: &Config, env: Environment) {
-    if current.settings != desired.settings {
-        eprintln!(
-            "note: the file's `settings` differ from {env}'s; settings are not objects, and a change does not edit them"
-        );
-    }
 }
 
 /// What happens to one object.
@@ -108,7 +114,8 @@ pub(crate) struct ObjectDiff {
     pub(crate) object: Option<Object>,
 }
 
-/// Kinds in the order of their declaration: products, upstreams, policies, routes, flags.
+/// Kinds in the order of their declaration: settings, products, upstreams, policies, routes,
+/// flags.
 fn kind_rank(k: ObjectKind) -> usize {
     ObjectKind::VARIANTS
         .iter()
@@ -116,33 +123,20 @@ fn kind_rank(k: ObjectKind) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// Every object of a config, by (kind, name).
+/// Every object of a config (the settings among them when not the defaults), by (kind, name).
 fn objects(cfg: &Config) -> BTreeMap<(usize, String), (ObjectKind, Object)> {
-    let mut m = BTreeMap::new();
-    let mut put = |kind: ObjectKind, name: &str, o: Object| {
-        m.insert((kind_rank(kind), name.to_owned()), (kind, o));
-    };
-    for p in &cfg.products {
-        put(ObjectKind::Product, &p.name, Object::Product(p.clone()));
-    }
-    for u in &cfg.upstreams {
-        put(ObjectKind::Upstream, &u.name, Object::Upstream(u.clone()));
-    }
-    for p in &cfg.policies {
-        put(ObjectKind::Policy, &p.id, Object::Policy(p.clone()));
-    }
-    for r in &cfg.routes {
-        put(ObjectKind::Route, &r.id, Object::Route(r.clone()));
-    }
-    for f in &cfg.flags {
-        put(ObjectKind::Flag, &f.name, Object::Flag(f.clone()));
-    }
-    m
+    cfg.objects()
+        .map(|o| {
+            let (kind, name) = o.key();
+            ((kind_rank(kind), name.to_owned()), (kind, o))
+        })
+        .collect()
 }
 
 /// The object's fields as JSON.
 fn fields(o: &Object) -> serde_json::Map<String, Value> {
     let v = match o {
+        Object::Settings(x) => serde_json::to_value(x),
         Object::Product(x) => serde_json::to_value(x),
         Object::Upstream(x) => serde_json::to_value(x),
         Object::Policy(x) => serde_json::to_value(x),
@@ -156,7 +150,7 @@ fn fields(o: &Object) -> serde_json::Map<String, Value> {
 }
 
 /// The objects that `desired` adds, changes or removes against `current`, by kind then name.
-/// Environment-wide settings are not objects and are not compared.
+/// Settings back at their defaults are a removal of the settings object.
 pub(crate) fn diff(current: &Config, desired: &Config) -> Vec<ObjectDiff> {
     let cur = objects(current);
     let want = objects(desired);
@@ -219,7 +213,41 @@ pub(crate) fn to_edits(d: &[ObjectDiff]) -> Vec<Edit> {
         .collect()
 }
 
-pub(crate) fn print_diff(env: Environment, version: u64, d: &[ObjectDiff]) -> Result<()> {
+/// Routes of both configurations that the edits move in the effective precedence order: the
+/// shortest run of the order (of the routes in both) that differs, before and after. Added and
+/// removed routes are left out: the diff lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct OrderChange {
+    pub(crate) before: Vec<String>,
+    pub(crate) after: Vec<String>,
+}
+
+/// How the effective order of the routes present in both configurations changes, if it does.
+pub(crate) fn order_change(current: &Config, desired: &Config) -> Option<OrderChange> {
+    let in_both = |of: &Config, other: &Config| -> Vec<String> {
+        precedence::ordered_ids(&of.routes)
+            .into_iter()
+            .filter(|id| other.routes.iter().any(|r| r.id == *id))
+            .map(str::to_owned)
+            .collect()
+    };
+    let before = in_both(current, desired);
+    let after = in_both(desired, current);
+    let first = before.iter().zip(&after).position(|(a, b)| a != b)?;
+    let last = before.len()
+        - before
+            .iter()
+            .rev()
+            .zip(after.iter().rev())
+            .position(|(a, b)| a != b)?;
+    Some(OrderChange {
+        before: before[first..last].to_vec(),
+        after: after[first..last].to_vec(),
+    })
+}
+
+pub(crate) fn print_diff(env: Environment, c: &Compared) -> Result<()> {
+    let (version, d) = (c.version, &c.diff[..]);
     if d.is_empty() {
         return out(&format!(
             "no changes: {env} (version {version}) matches the file"
@@ -242,6 +270,11 @@ pub(crate) fn print_diff(env: Environment, version: u64, d: &[ObjectDiff]) -> Re
             o.kind.as_str(),
             o.name
         ))?;
+    }
+    if let Some(o) = &c.order {
+        out("  effective route order (the first route that matches wins) changes:")?;
+        out(&format!("    before: {}", o.before.join(", ")))?;
+        out(&format!("    after:  {}", o.after.join(", ")))?;
     }
     let count = |op: Op| d.iter().filter(|o| o.op == op).count();
     out(&format!(
@@ -319,5 +352,65 @@ mod tests {
         assert_eq!(rm.name, removed.name);
         let edits = to_edits(&d);
         assert!(matches!(&edits[0], Edit::Upsert(_)) || matches!(&edits[1], Edit::Upsert(_)));
+    }
+
+    #[test]
+    fn settings_are_an_object_present_when_not_the_defaults() {
+        let c = fleet();
+        let mut edited = c.clone();
+        edited.settings.tenant_header = "x-org".into();
+        let d = diff(&c, &edited);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!((d[0].kind, d[0].op), (ObjectKind::Settings, Op::Add));
+        assert_eq!(d[0].name, rampart_model::change::SETTINGS_NAME);
+        let mut again = edited.clone();
+        again.settings.tenant_header = "x-team".into();
+        let d = diff(&edited, &again);
+        assert_eq!(
+            (d[0].op, &d[0].fields[..]),
+            (Op::Change, &["tenant_header".to_owned()][..])
+        );
+        // Back to the defaults: the object goes, and the environment reads as the defaults.
+        let d = diff(&edited, &c);
+        assert_eq!((d[0].kind, d[0].op), (ObjectKind::Settings, Op::Remove));
+        assert!(matches!(
+            &to_edits(&d)[0],
+            Edit::Delete {
+                kind: ObjectKind::Settings,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_edit_that_moves_a_route_in_precedence_shows_the_order() {
+        let c = fleet();
+        assert_eq!(order_change(&c, &c), None);
+        // Reordering the file changes nothing: precedence does not read file order.
+        let mut shuffled = c.clone();
+        shuffled.routes.reverse();
+        assert!(diff(&c, &shuffled).is_empty());
+        assert_eq!(order_change(&c, &shuffled), None);
+        // Raising the last route's priority moves it first.
+        let before = precedence::ordered_ids(&c.routes)
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        let last = before.last().expect("routes").clone();
+        let mut raised = c.clone();
+        let r = raised
+            .routes
+            .iter_mut()
+            .find(|r| r.id == last)
+            .expect("route");
+        r.priority = 100;
+        let d = diff(&c, &raised);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].fields, vec!["priority".to_owned()]);
+        let o = order_change(&c, &raised).expect("an order change");
+        assert_eq!(o.before, before);
+        let mut after = vec![last.clone()];
+        after.extend(before[..before.len() - 1].iter().cloned());
+        assert_eq!(o.after, after);
     }
 }

@@ -12,6 +12,7 @@
 //! | delete a policy | medium, or more: see bindings below |
 //! | upsert or delete a route | medium, or more: see bindings below |
 //! | upsert or delete an upstream | medium |
+//! | upsert or delete the settings | high: they apply to every request of the environment (the tenant header, and what other settings decide: which proxies are trusted, how paths are normalised, connection limits), and deleting them restores the defaults |
 //! | upsert a product | low (a name and a description: no effect on traffic) |
 //! | delete a product | medium (any deletion is at least medium) |
 //!
@@ -76,6 +77,9 @@ impl Ctx<'_> {
                     _ => (f.risk, "flag risk".to_owned()),
                 }
             }
+            Edit::Upsert(Object::Settings(_)) => {
+                (Risk::High, "environment settings: every request".to_owned())
+            }
             Edit::Upsert(Object::Product(_)) => (Risk::Low, "product metadata".to_owned()),
             Edit::Upsert(Object::Upstream(_)) => (Risk::Medium, "upstream".to_owned()),
             Edit::Upsert(Object::Policy(p)) => {
@@ -89,6 +93,10 @@ impl Ctx<'_> {
                 self.with_flags(Risk::Medium, "route", self.flags_of_policies(&moved))
             }
             Edit::Delete { kind, name } => match kind {
+                ObjectKind::Settings => (
+                    Risk::High,
+                    "environment settings reset to defaults: every request".to_owned(),
+                ),
                 ObjectKind::Flag => match self.current.flags.iter().find(|c| &c.name == name) {
                     Some(old) if old.risk > Risk::Medium => {
                         (old.risk, "deleting a flag (flag risk)".to_owned())

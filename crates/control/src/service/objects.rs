@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use rampart_api::FieldError;
 use rampart_model::change::{Edit, Object, ObjectKind};
-use rampart_model::config::{Config, Environment, Settings};
+use rampart_model::config::Config;
 use rampart_model::{EnumName, parse_name};
 
 use super::{Result, ServiceError};
@@ -19,22 +19,6 @@ pub(super) fn objects_of(config: &Config) -> ObjectMap {
             ((kind.as_str(), name.to_owned()), o)
         })
         .collect()
-}
-
-fn config_of(env: Environment, settings: Settings, objects: ObjectMap) -> Config {
-    let mut config = Config {
-        environment: env,
-        settings,
-        products: Vec::new(),
-        upstreams: Vec::new(),
-        policies: Vec::new(),
-        routes: Vec::new(),
-        flags: Vec::new(),
-    };
-    for object in objects.into_values() {
-        config.push(object);
-    }
-    config
 }
 
 pub(super) fn edit_key(edit: &Edit) -> (&'static str, String) {
@@ -85,10 +69,11 @@ pub fn candidate(current: &Config, edits: &[Edit]) -> Result<Config, Vec<FieldEr
         }
     }
     if errors.is_empty() {
-        Ok(config_of(
+        // A settings object among them sets the settings; without one (never written, or
+        // deleted by this change) they are the defaults.
+        Ok(Config::from_objects(
             current.environment,
-            current.settings.clone(),
-            objects,
+            objects.into_values(),
         ))
     } else {
         Err(errors)
