@@ -67,6 +67,49 @@ pub fn ordered_ids(routes: &[Route]) -> Vec<&str> {
         .collect()
 }
 
+/// Whether one request could match both routes. Header matches are taken to be satisfiable
+/// together, so this can say yes for routes that never share a request; never the reverse.
+pub fn may_overlap(a: &Route, b: &Route) -> bool {
+    let (a, b) = (&a.matcher, &b.matcher);
+    let hosts = match (a.host.as_deref(), b.host.as_deref()) {
+        (None, _) | (_, None) => true,
+        (Some(x), Some(y)) => match (x.strip_prefix('*'), y.strip_prefix('*')) {
+            (None, None) => x == y,
+            (Some(s), None) => y.len() > s.len() && y.ends_with(s),
+            (None, Some(s)) => x.len() > s.len() && x.ends_with(s),
+            (Some(s), Some(t)) => s.ends_with(t) || t.ends_with(s),
+        },
+    };
+    let paths = match (&a.path, &b.path) {
+        (PathMatch::Exact(x), PathMatch::Exact(y)) => x == y,
+        (PathMatch::Exact(e), PathMatch::Prefix(p))
+        | (PathMatch::Prefix(p), PathMatch::Exact(e)) => e.starts_with(p.as_str()),
+        (PathMatch::Prefix(x), PathMatch::Prefix(y)) => {
+            x.starts_with(y.as_str()) || y.starts_with(x.as_str())
+        }
+    };
+    let methods = a.methods.is_empty()
+        || b.methods.is_empty()
+        || a.methods.iter().any(|m| b.methods.contains(m));
+    hosts && paths && methods
+}
+
+/// Pairs of routes that may match the same request where precedence disagrees with the order
+/// in which they are listed: `(listed first, wins)`. Where a fleet was written for
+/// "first match in file order", these are the requests whose route changes; an explicit
+/// `priority` on the first restores it.
+pub fn inversions(routes: &[Route]) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    for (i, a) in routes.iter().enumerate() {
+        for b in &routes[i + 1..] {
+            if compare(b, a) == Ordering::Less && may_overlap(a, b) {
+                out.push((a.id.as_str(), b.id.as_str()));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use rampart_model::config::{Method, RouteMatch};
@@ -131,6 +174,76 @@ mod tests {
             ordered_ids(&[plain, header, two, get]),
             ["z-get", "y-two", "w-header", "v-plain"]
         );
+    }
+
+    #[test]
+    fn overlaps() {
+        let r = |id: &str, host: Option<&str>, path: PathMatch, methods: Vec<Method>| {
+            let mut r = route(id, host, path);
+            r.matcher.methods = methods;
+            r
+        };
+        let p = prefix;
+        let e = |s: &str| PathMatch::Exact(s.into());
+        let yes = [
+            (
+                r("a", None, p("/a/"), vec![]),
+                r("b", Some("h"), p("/"), vec![]),
+            ),
+            (
+                r("a", Some("x.h.com"), p("/"), vec![]),
+                r("b", Some("*.h.com"), p("/"), vec![]),
+            ),
+            (
+                r("a", Some("*.x.h.com"), p("/"), vec![]),
+                r("b", Some("*.h.com"), p("/"), vec![]),
+            ),
+            (
+                r("a", None, e("/a/b"), vec![]),
+                r("b", None, p("/a/"), vec![]),
+            ),
+            (
+                r("a", None, p("/"), vec![Method::Get]),
+                r("b", None, p("/"), vec![Method::Get, Method::Put]),
+            ),
+        ];
+        for (a, b) in &yes {
+            assert!(may_overlap(a, b) && may_overlap(b, a), "{a:?} {b:?}");
+        }
+        let no = [
+            (
+                r("a", Some("h.com"), p("/"), vec![]),
+                r("b", Some("*.h.com"), p("/"), vec![]),
+            ),
+            (
+                r("a", Some("g.com"), p("/"), vec![]),
+                r("b", Some("h.com"), p("/"), vec![]),
+            ),
+            (
+                r("a", None, p("/a/"), vec![]),
+                r("b", None, p("/b/"), vec![]),
+            ),
+            (
+                r("a", None, e("/a"), vec![]),
+                r("b", None, e("/a/"), vec![]),
+            ),
+            (
+                r("a", None, p("/"), vec![Method::Get]),
+                r("b", None, p("/"), vec![Method::Put]),
+            ),
+        ];
+        for (a, b) in &no {
+            assert!(!may_overlap(a, b) && !may_overlap(b, a), "{a:?} {b:?}");
+        }
+        // Listed general-first: the specific one now wins, and that is reported.
+        let general = r("general", None, p("/"), vec![]);
+        let specific = r("specific", None, p("/api/"), vec![]);
+        let other = r("other", None, p("/other/"), vec![]);
+        assert_eq!(
+            inversions(&[general.clone(), specific.clone(), other.clone()]),
+            [("general", "specific"), ("general", "other")]
+        );
+        assert!(inversions(&[specific, other, general]).is_empty());
     }
 
     #[test]

@@ -24,6 +24,8 @@ upstreams:
 routes:
   - id: api-canary
     product: app
+    # Method constraints outrank header matches in precedence; the canary is meant to win.
+    priority: 1
     match:
       host: api.example.com
       path: { prefix: /v1/ }
