@@ -38,6 +38,7 @@ suite!(
     corrupt_rows_are_errors_not_panics,
     restart_loses_nothing,
     gateways_upsert_keeps_what_is_not_given,
+    settings_are_an_object_and_default_when_absent,
 );
 
 // ---- fixtures ----
@@ -207,6 +208,61 @@ async fn fleet_round_trips_through_apply_and_config(url: String) {
     let snap = Snapshot::new(config, vec![]);
     let direct = Snapshot::new(store.config(env).await.unwrap().0, vec![]);
     assert_eq!(snap.hash(), direct.hash());
+}
+
+async fn settings_are_an_object_and_default_when_absent(url: String) {
+    let store = Store::connect(&url).await.unwrap();
+    let env = Environment::Dev;
+    // Written before settings were objects (no settings row): the defaults.
+    store
+        .apply_edits(env, 0, &[product("jira", "")], "alice", "chg_old")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.config(env).await.unwrap().0.settings,
+        Default::default()
+    );
+    let mut fleet = fleet();
+    fleet.settings.tenant_header = "x-org".to_owned();
+    let edits = upserts(&fleet);
+    assert!(matches!(&edits[0], Edit::Upsert(Object::Settings(_))));
+    store
+        .apply_edits(env, 1, &edits, "alice", "chg_settings")
+        .await
+        .unwrap();
+    let (config, _) = store.config(env).await.unwrap();
+    assert_eq!(config, sorted(fleet.clone(), env));
+    let objects = store.objects_at(env, 2).await.unwrap();
+    let settings = objects
+        .iter()
+        .find(|o| o.kind == ObjectKind::Settings)
+        .expect("a settings object");
+    assert_eq!(settings.name, "settings");
+    // Its history is kept like any object's; deleting it restores the defaults.
+    store
+        .apply_edits(
+            env,
+            2,
+            &[delete(ObjectKind::Settings, "settings")],
+            "bob",
+            "chg_reset",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.config(env).await.unwrap().0.settings,
+        Default::default()
+    );
+    assert_eq!(
+        store.config_at(env, 2).await.unwrap().settings,
+        fleet.settings
+    );
+    let history = store
+        .object_history(env, ObjectKind::Settings, "settings")
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(history[1].object.is_none());
 }
 
 async fn history_is_kept(url: String) {

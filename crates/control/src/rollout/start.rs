@@ -232,12 +232,15 @@ fn turns_a_switch_on(change: &Change, current: &Config) -> bool {
     })
 }
 
-/// Whether a change touches a policy, directly or through a flag bound to a policy field:
-/// such changes soak longer.
+/// Whether a change touches a policy, directly or through a flag bound to a policy field, or
+/// edits the settings (which decide what every policy sees: the tenant, and what other
+/// settings add): such changes soak longer.
 fn touches_policy(change: &Change, candidate: &Config) -> bool {
     change.edits.iter().any(|e| match e {
-        Edit::Upsert(Object::Policy(_)) => true,
-        Edit::Delete { kind, .. } if *kind == ObjectKind::Policy => true,
+        Edit::Upsert(Object::Policy(_) | Object::Settings(_)) => true,
+        Edit::Delete { kind, .. } if matches!(kind, ObjectKind::Policy | ObjectKind::Settings) => {
+            true
+        }
         Edit::Upsert(Object::Flag(f)) => {
             let needle = json!({ "flag": f.name }).to_string();
             candidate

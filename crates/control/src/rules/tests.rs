@@ -417,6 +417,12 @@ fn risk_is_derived_from_what_a_change_touches() {
             json!([{"upsert": {"upstream": {"name": "app-up", "endpoints": ["127.0.0.1:9"]}}}]),
             Risk::Medium,
         ),
+        // The settings apply to every request: high, to set or to reset to the defaults.
+        (
+            json!([{"upsert": {"settings": {"tenant_header": "x-org"}}}]),
+            Risk::High,
+        ),
+        (json!([delete("settings", "settings")]), Risk::High),
         // Max over edits.
         (json!([flag("low-f", "low"), flag("x", "high")]), Risk::High),
     ];

@@ -86,7 +86,43 @@ pub(super) fn kind_from_str(kind: &str) -> Result<ObjectKind> {
 
 #[cfg(test)]
 mod tests {
+    use rampart_model::config::{Environment, Settings};
+
     use super::*;
+
+    #[test]
+    fn settings_are_set_by_their_object_and_reset_by_its_deletion() {
+        let current = Config::from_objects(Environment::Dev, []);
+        assert_eq!(current.settings, Settings::default());
+        let mut custom = Settings::default();
+        custom.tenant_header = "x-org".into();
+        let set = candidate(&current, &[Edit::Upsert(Object::Settings(custom.clone()))]).unwrap();
+        assert_eq!(set.settings, custom);
+        // A change that edits something else keeps them.
+        let product = Object::Product(rampart_model::config::Product {
+            name: "p".into(),
+            description: String::new(),
+        });
+        let kept = candidate(&set, &[Edit::Upsert(product)]).unwrap();
+        assert_eq!(kept.settings, custom);
+        let del = |name: &str| Edit::Delete {
+            kind: ObjectKind::Settings,
+            name: name.to_owned(),
+        };
+        assert_eq!(
+            candidate(&set, &[del("settings")]).unwrap().settings,
+            Settings::default()
+        );
+        // There is one settings object, named `settings`; none to delete at the defaults.
+        assert_eq!(
+            candidate(&set, &[del("other")]).unwrap_err()[0].path,
+            "edits[0]"
+        );
+        assert_eq!(
+            candidate(&current, &[del("settings")]).unwrap_err()[0].path,
+            "edits[0]"
+        );
+    }
 
     #[test]
     fn candidate_reports_duplicate_and_missing_edits_with_paths() {
