@@ -238,9 +238,10 @@ fn turns_a_switch_on(change: &Change, current: &Config) -> bool {
 fn touches_policy(change: &Change, candidate: &Config) -> bool {
     change.edits.iter().any(|e| match e {
         Edit::Upsert(Object::Policy(_) | Object::Settings(_)) => true,
-        Edit::Delete { kind, .. } if matches!(kind, ObjectKind::Policy | ObjectKind::Settings) => {
-            true
-        }
+        Edit::Delete {
+            kind: ObjectKind::Policy | ObjectKind::Settings,
+            ..
+        } => true,
         Edit::Upsert(Object::Flag(f)) => {
             let needle = json!({ "flag": f.name }).to_string();
             candidate

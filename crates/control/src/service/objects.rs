@@ -94,8 +94,8 @@ mod tests {
     fn settings_are_set_by_their_object_and_reset_by_its_deletion() {
         let current = Config::from_objects(Environment::Dev, []);
         assert_eq!(current.settings, Settings::default());
-        let mut custom = Settings::default();
-        custom.tenant_header = "x-org".into();
+        let custom: Settings =
+            serde_json::from_value(serde_json::json!({ "tenant_header": "x-org" })).unwrap();
         let set = candidate(&current, &[Edit::Upsert(Object::Settings(custom.clone()))]).unwrap();
         assert_eq!(set.settings, custom);
         // A change that edits something else keeps them.
