@@ -61,7 +61,7 @@ routes:
         ("GET", "API.Example.COM:8080", "/v1/items", &[], "read"),
         ("POST", api, "/v1/items", &[], "write"),
         ("PUT", api, "/v1/items/7", &[], "write"),
-        // The first route that matches wins: the header route comes first.
+        // The header route wins by its priority, though api-read constrains the method.
         ("GET", api, "/v1/items", &[("x-canary", "1")], "canary"),
         ("POST", api, "/v1/items", &[("x-canary", "1")], "canary"),
         ("GET", api, "/v1/items", &[("x-canary", "2")], "read"),

@@ -272,7 +272,7 @@ pub(crate) fn print_diff(env: Environment, c: &Compared) -> Result<()> {
         ))?;
     }
     if let Some(o) = &c.order {
-        out("  effective route order (the first route that matches wins) changes:")?;
+        out("  effective route order (highest precedence first) changes:")?;
         out(&format!("    before: {}", o.before.join(", ")))?;
         out(&format!("    after:  {}", o.after.join(", ")))?;
     }
