@@ -35,6 +35,7 @@ suite!(
     audit_chain_verifies_and_detects_tampering,
     concurrent_applies_one_wins,
     restart_loses_nothing_acknowledged,
+    settings_edits_are_validated_and_high_risk,
 );
 
 // ---- fixtures ----
@@ -311,6 +312,55 @@ async fn change_lifecycle(url: String) {
         flags["flags"].as_array().unwrap().len(),
         fleet().flags.len()
     );
+}
+
+async fn settings_edits_are_validated_and_high_risk(url: String) {
+    let h = harness(&url).await;
+    let settings = |v: Value| json!([{ "upsert": { "settings": v } }]);
+    // A bad value is refused at its path in the configuration it would make.
+    let (s, e) = h
+        .submit(
+            "prod",
+            &h.alice,
+            settings(json!({ "tenant_header": "bad header" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(
+        e["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "settings.tenant_header"),
+        "{e}"
+    );
+    // Unknown fields, and a settings object under another name, are refused.
+    let (s, e) = h
+        .submit(
+            "prod",
+            &h.alice,
+            settings(json!({ "tenant_headr": "x-org" })),
+        )
+        .await;
+    assert!(s.is_client_error(), "{s} {e}");
+    let (s, e) = h
+        .submit(
+            "prod",
+            &h.alice,
+            json!([{ "delete": { "kind": "settings", "name": "other" } }]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    // A valid one reaches every request: high risk, whoever submits it.
+    let v = h
+        .submit_ok(
+            "prod",
+            &h.alice,
+            settings(json!({ "tenant_header": "x-org" })),
+        )
+        .await;
+    assert_eq!(v["risk"], "high", "{v}");
+    assert_eq!(v["status"], "awaiting_approval", "{v}");
 }
 
 async fn approval_matrix(url: String) {

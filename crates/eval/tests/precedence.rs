@@ -149,3 +149,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_bad_priority_is_refused_at_its_path() {
+    let with = |v: &str| {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/fleet.yaml"
+        ))
+        .unwrap()
+        .replacen(
+            "  - id: jira-rest\n",
+            &format!("  - id: jira-rest\n    priority: {v}\n"),
+            1,
+        );
+        from_yaml::<Config>(&text).map(|c| c.routes[0].priority)
+    };
+    assert_eq!(with("-2147483648").unwrap(), i32::MIN);
+    for bad in [
+        "99999999999",
+        "\"high\"",
+        "1.5",
+        "null",
+        "1\n    priority: 2",
+    ] {
+        let e = with(bad).unwrap_err().to_string();
+        assert!(e.contains("routes[0]"), "{bad}: {e}");
+    }
+}
