@@ -261,21 +261,28 @@ fn rate_limit_values_come_from_targeted_flag_rules() {
     };
     let base = req("GET", "bitbucket.example.com", "/rest/api/1.0/projects")
         .header("x-api-key", "bitbucket-mirror-demo-key")
-        .tenant("initech");
+        .tenant("hooli");
     assert_eq!(
         limits(base),
         vec![(
             "api-rate-limit".into(),
             200,
             400,
-            "Tenant(\"initech\")".into()
+            "Tenant(\"hooli\")".into()
         )]
     );
+    // The plan follows the established tenant...
     let enterprise = req("GET", "bitbucket.example.com", "/rest/api/1.0/projects")
         .header("x-api-key", "bitbucket-mirror-demo-key")
-        .header("x-plan", "enterprise");
+        .tenant("initech");
     let l = limits(enterprise);
-    assert_eq!(l[0].1, 2000);
+    assert_eq!((l[0].1, l[0].3.as_str()), (2000, "Tenant(\"initech\")"));
+    // ...never a header the client sends.
+    let claimed = req("GET", "bitbucket.example.com", "/rest/api/1.0/projects")
+        .header("x-api-key", "bitbucket-mirror-demo-key")
+        .header("x-plan", "enterprise");
+    let l = limits(claimed);
+    assert_eq!(l[0].1, 200);
     assert!(
         l[0].3.starts_with("ClientIp"),
         "no tenant: keyed by client IP, got {}",

@@ -409,6 +409,13 @@ fn validation_names_bad_key_material_algorithms_and_skew() {
         };
         assert!(msg.contains(path), "{from} -> {to}: {msg}");
     }
+    // Private keys are refused: they would travel with the configuration.
+    let cfg = fleet(&pem_key("old", RSA_OLD_KEY));
+    assert!(
+        errors(&cfg).contains("is a private key"),
+        "{}",
+        errors(&cfg)
+    );
     // A symmetric JWK is refused, naming the field.
     let jwk =
         "          - kid: k\n            material:\n              jwk: { kty: oct, k: c2VjcmV0 }\n";

@@ -139,6 +139,9 @@ impl std::fmt::Debug for ParsedKey {
     }
 }
 
+const PRIVATE: &str = "is a private key: give the public key (a private key must never be in \
+                       the configuration, which every gateway and the control plane hold)";
+
 impl KeyMaterial {
     /// Parse the key, or say what is wrong with it. Symmetric keys are refused.
     pub fn parse(&self, kid: &str) -> Result<ParsedKey, String> {
@@ -146,6 +149,9 @@ impl KeyMaterial {
         use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
         match self {
             KeyMaterial::Pem(pem) => {
+                if pem.contains("PRIVATE KEY") {
+                    return Err(PRIVATE.to_owned());
+                }
                 let pem = pem.as_bytes();
                 if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
                     return Ok(ParsedKey {
@@ -169,6 +175,9 @@ impl KeyMaterial {
                     })
             }
             KeyMaterial::Jwk(value) => {
+                if value.get("d").is_some() {
+                    return Err(PRIVATE.to_owned());
+                }
                 let jwk: Jwk = serde_json::from_value(value.clone())
                     .map_err(|e| format!("is not a JSON Web Key: {e}"))?;
                 if let Some(id) = &jwk.common.key_id
