@@ -582,6 +582,10 @@ impl Fleet {
 /// Every object of a fleet file as upsert edits.
 fn objects_of(fleet: &Value) -> Value {
     let mut edits = Vec::new();
+    // The settings (trusted proxies, the tenant's sources) travel as an object of their own.
+    if let Some(settings) = fleet.get("settings") {
+        edits.push(json!({ "upsert": { "settings": settings } }));
+    }
     for (key, kind) in [
         ("products", "product"),
         ("upstreams", "upstream"),
