@@ -130,7 +130,7 @@ EOF
 }
 cat >"$TMP/fleet.yaml" <<EOF
 environment: staging
-settings: { tenant_header: x-tenant-id }
+settings: { tenant_header: x-tenant-id, trusted_proxies: ["127.0.0.0/8"], tenant: { from_trusted_proxy: true } }
 products: [{ name: shop, description: The shop }]
 upstreams:
   - { name: shop-app, endpoints: ["127.0.0.1:$UP1", "127.0.0.1:$UP2"] }

@@ -105,6 +105,8 @@ fn exercise(snap: &Snapshot) {
             path,
             client_ip: ip,
             headers: &headers,
+            tenant: None,
+            now_ms: 0,
             attributes: &[("plan", "enterprise")],
             gateway: gw,
         };
@@ -144,6 +146,8 @@ fn exercise(snap: &Snapshot) {
                 path: &path,
                 client_ip: ip,
                 headers: &headers,
+                tenant: None,
+                now_ms: 0,
                 attributes: &[],
                 gateway: &gw_us,
             };

@@ -69,6 +69,8 @@ fuzz_target!(|data: &[u8]| {
                 path: &s.path,
                 client_ip: s.client_ip,
                 headers: &s.headers,
+                tenant: s.tenant.as_deref(),
+                now_ms: s.at_ms,
                 attributes: &[],
                 gateway: &batch.gateway,
             };

@@ -84,7 +84,9 @@ fn fleet(up: &[SocketAddr], void: SocketAddr) -> Value {
     let probe = |value: Value| json!([{ "name": "probe", "when": [{ "attribute": "tenant", "op": "in", "values": ["probe"] }], "value": value }]);
     json!({
         "environment": ENV,
-        "settings": { "tenant_header": TENANT_HEADER },
+        // The load generator stands in for the edge proxy that names each request's tenant.
+        "settings": { "tenant_header": TENANT_HEADER, "trusted_proxies": ["127.0.0.0/8"],
+                      "tenant": { "from_trusted_proxy": true } },
         "products": [{ "name": "shop" }],
         "upstreams": [
             { "name": "shop-app", "endpoints": up.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
@@ -580,6 +582,10 @@ impl Fleet {
 /// Every object of a fleet file as upsert edits.
 fn objects_of(fleet: &Value) -> Value {
     let mut edits = Vec::new();
+    // The settings (trusted proxies, the tenant's sources) travel as an object of their own.
+    if let Some(settings) = fleet.get("settings") {
+        edits.push(json!({ "upsert": { "settings": settings } }));
+    }
     for (key, kind) in [
         ("products", "product"),
         ("upstreams", "upstream"),

@@ -733,6 +733,8 @@ fn request_meta<'a>(
         path,
         client_ip: CLIENT_IP,
         headers,
+        tenant: None,
+        now_ms: 0,
         attributes: ATTRS,
         gateway,
     }

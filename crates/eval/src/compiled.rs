@@ -20,12 +20,16 @@ use crate::decision::{
     Decision, DenyReason, HeaderEdit, LimitKey, Outcome, RateLimit, ResolvedFlag, RouteInfo,
 };
 use crate::flags::{CompiledFlag, Ctx, StrSet};
+use crate::jwt::CompiledJwt;
 use crate::request::{Headers, RequestMeta};
 
 /// A configuration ready to evaluate requests.
 #[derive(Debug)]
 pub(crate) struct CompiledConfig {
-    tenant_header: Box<str>,
+    /// Whether a credential can name the tenant ([`CompiledConfig::identify`] has work to do).
+    pub(crate) names_tenants: bool,
+    /// Whether a JWT claim can name the tenant (only [`CompiledConfig::identify`] reads it).
+    pub(crate) jwt_tenants: bool,
     products: Box<[Box<str>]>,
     upstreams: Box<[Box<str>]>,
     /// In the order of the configuration, so a route's index is its index in `Config::routes`.
@@ -142,6 +146,7 @@ enum CompiledKind {
         /// SHA-256 of the key, to its id and tenant.
         keys: HashMap<[u8; 32], Option<Box<str>>>,
     },
+    Jwt(CompiledJwt),
     RateLimit {
         per_second: Field<u32>,
         burst: Field<u32>,
@@ -305,6 +310,7 @@ impl Compiler<'_> {
                     })
                     .collect::<Result<_, String>>()?,
             },
+            PolicyKind::Auth(AuthPolicy::Jwt(j)) => CompiledKind::Jwt(CompiledJwt::compile(j)?),
             PolicyKind::RateLimit(r) => CompiledKind::RateLimit {
                 per_second: self.field(&r.per_second, |x| x)?,
                 burst: self.field(&r.burst, |x| x)?,
@@ -434,8 +440,17 @@ impl CompiledConfig {
             .copied()
             .filter(|&j| !matches!(routes[j as usize].host, HostMatch::Exact(_)))
             .collect();
+        let names_tenants = policies.iter().any(|p| match &p.kind {
+            CompiledKind::ApiKey { keys, .. } => keys.values().any(Option::is_some),
+            CompiledKind::Jwt(j) => j.tenant_claim.is_some(),
+            _ => false,
+        });
+        let jwt_tenants = policies
+            .iter()
+            .any(|p| matches!(&p.kind, CompiledKind::Jwt(j) if j.tenant_claim.is_some()));
         Ok(CompiledConfig {
-            tenant_header: cfg.settings.tenant_header.as_str().into(),
+            names_tenants,
+            jwt_tenants,
             products: cfg
                 .products
                 .iter()
@@ -523,19 +538,56 @@ impl CompiledConfig {
         let f = &self.flags[flag as usize];
         let ctx = Ctx {
             meta,
-            tenant: meta.headers.get(&self.tenant_header),
+            tenant: meta.tenant,
             route: None,
             product: None,
         };
         &f.values[f.evaluate(&ctx)]
     }
 
-    pub(crate) fn tenant<'a>(&self, meta: &RequestMeta<'a>) -> Option<&'a str> {
-        meta.headers.get(&self.tenant_header)
+    /// The tenant the request's credentials name on its route here, resolved before the
+    /// cohort is chosen: the last enabled API key or JWT policy of the route that accepts the
+    /// request's credential and names a tenant. Refusals are left to [`Self::evaluate`].
+    pub(crate) fn identify<'a>(&'a self, meta: &RequestMeta<'_>) -> Option<Cow<'a, str>> {
+        if !self.names_tenants {
+            return None;
+        }
+        let route = &self.routes[self.route(meta)?];
+        let ctx = Ctx {
+            meta,
+            tenant: meta.tenant,
+            route: Some(&route.id),
+            product: Some(&self.products[route.product as usize]),
+        };
+        let mut seen = SmallVec::new();
+        let mut tenant = None;
+        for &pi in &route.policies {
+            let p = &self.policies[pi as usize];
+            match &p.kind {
+                CompiledKind::ApiKey { .. } | CompiledKind::Jwt(_)
+                    if !*self.get(&p.enabled, &ctx, &mut seen) => {}
+                CompiledKind::ApiKey { header, keys } => {
+                    if let Some(Some(Some(t))) = meta
+                        .headers
+                        .get(header)
+                        .map(|k| keys.get(&<[u8; 32]>::from(Sha256::digest(k.as_bytes()))))
+                    {
+                        tenant = Some(Cow::Borrowed(&**t));
+                    }
+                }
+                CompiledKind::Jwt(j) if j.tenant_claim.is_some() => {
+                    if let Ok(Some(t)) = j.verify(meta) {
+                        tenant = Some(Cow::Owned(t));
+                    }
+                }
+                _ => {}
+            }
+        }
+        tenant
     }
 
     pub(crate) fn evaluate<'a>(&'a self, meta: &'a RequestMeta<'a>) -> Decision<'a> {
-        let mut d = Decision::new(meta.headers.get(&self.tenant_header));
+        let mut d = Decision::new(meta.tenant);
         let Some(ri) = self.route(meta) else {
             d.outcome = Outcome::Deny {
                 status: 404,
@@ -608,6 +660,18 @@ impl CompiledConfig {
                             };
                             break;
                         }
+                    }
+                }
+                CompiledKind::Jwt(j) => {
+                    // A valid token's tenant claim was established before evaluation
+                    // (`Evaluator::identify`) and is already `meta.tenant`.
+                    if let Err(reason) = j.verify(meta) {
+                        d.outcome = Outcome::Deny {
+                            status: 401,
+                            reason,
+                            policy: Some(&p.id),
+                        };
+                        break;
                     }
                 }
                 CompiledKind::RateLimit {

@@ -11,7 +11,8 @@ pub struct Decision<'a> {
     /// The route taken, if any matched.
     pub route: Option<RouteInfo<'a>>,
     pub outcome: Outcome<'a>,
-    /// The tenant: from an API key that names one, else from the tenant header.
+    /// The tenant: an API key's, else the one established before evaluation
+    /// ([`crate::RequestMeta::tenant`]: a JWT claim, or a trusted proxy's header).
     pub tenant: Option<&'a str>,
     /// Edits to the request sent upstream, in order.
     pub request_headers: SmallVec<[HeaderEdit<'a>; 4]>,
@@ -95,6 +96,35 @@ pub enum DenyReason {
     Access,
     MissingCredentials,
     InvalidCredentials,
+    /// A JWT policy found no token (401 with `WWW-Authenticate: Bearer`).
+    MissingToken,
+    /// A token that is malformed, too long, badly signed, signed with an algorithm the key
+    /// does not allow (`none`, `HS256` against a public key), names an unknown `kid`, lacks
+    /// `exp`, or whose tenant claim is not a string.
+    InvalidToken,
+    /// `exp` is past, beyond the allowed clock skew.
+    ExpiredToken,
+    /// `nbf` is ahead, beyond the allowed clock skew.
+    TokenNotYetValid,
+    /// `iss` is not the policy's issuer.
+    WrongIssuer,
+    /// `aud` does not name the policy's audience.
+    WrongAudience,
+}
+
+impl DenyReason {
+    /// Whether the refusal is a JWT policy's: its response carries `WWW-Authenticate: Bearer`.
+    pub fn is_bearer(self) -> bool {
+        matches!(
+            self,
+            DenyReason::MissingToken
+                | DenyReason::InvalidToken
+                | DenyReason::ExpiredToken
+                | DenyReason::TokenNotYetValid
+                | DenyReason::WrongIssuer
+                | DenyReason::WrongAudience
+        )
+    }
 }
 
 /// One header edit.

@@ -78,6 +78,9 @@ pub fn replay<R>(
         path: &sample.path,
         client_ip: sample.client_ip,
         headers: &sample.headers,
+        // The tenant the gateway established, and the time it decided the request.
+        tenant: sample.tenant.as_deref(),
+        now_ms: sample.at_ms,
         attributes: &[],
         gateway,
     };
@@ -171,6 +174,8 @@ routes:
             path,
             client_ip: IpAddr::from([192, 0, 2, 1]),
             headers: &HeaderList(&[]),
+            tenant: None,
+            now_ms: 0,
             attributes: &[],
             gateway: gw,
         }

@@ -3,19 +3,22 @@
 //! Compiles a [`Snapshot`] into an immutable [`Evaluator`] and decides requests with it:
 //! the route and upstream, the policy outcome, header edits, rate-limit keys and the flag
 //! values consulted ([`Decision`]). It also assigns each request to a [`Cohort`] (the baseline,
-//! or the candidate of an active rollout) by sticky [`bucket`]ing.
+//! or the candidate of an active rollout) by sticky [`bucket`]ing, keyed by the tenant its
+//! credentials establish ([`Evaluator::identify`]) or a trusted source, never by a header
+//! the client chose.
 //!
 //! Gateways run this crate on every request, and the control plane runs the same code to judge
 //! candidates, so both agree on what a configuration does. Among the routes that match a
-//! request, the one that wins is decided by [`precedence`], from the routes alone. It does no I/O, has no async
-//! runtime, and never panics on a snapshot that compiled: every value a flag can give a policy
-//! field is converted once, at compile time.
+//! request, the one that wins is decided by [`precedence`], from the routes alone. It does no
+//! I/O, has no async runtime, and never panics on a snapshot that compiled: every value a flag
+//! can give a policy field is converted once, at compile time.
 
 pub mod bucket;
 mod compiled;
 pub mod decision;
 pub mod diff;
 mod flags;
+mod jwt;
 pub mod precedence;
 pub mod request;
 
@@ -181,6 +184,21 @@ impl Evaluator {
         self.rollouts.len()
     }
 
+    /// The tenant the request's credentials establish, resolved with the baseline before the
+    /// cohort is chosen, so that the sticky cohort and every cohort's tenant-keyed limits see
+    /// the same tenant (a client cannot pick its own). `None` when no credential of the
+    /// request's baseline route names one, or when nothing depends on it: the baseline maps no
+    /// JWT claim to the tenant and no rollout is active (an API key's tenant is then set by
+    /// [`Evaluator::evaluate`] itself). The gateway puts the answer in
+    /// [`RequestMeta::tenant`] (over a trusted proxy's) before [`Evaluator::cohort`].
+    pub fn identify(&self, meta: &RequestMeta<'_>) -> Option<std::borrow::Cow<'_, str>> {
+        if self.baseline.jwt_tenants || (!self.rollouts.is_empty() && self.baseline.names_tenants) {
+            self.baseline.identify(meta)
+        } else {
+            None
+        }
+    }
+
     /// The cohort of a request: the first rollout (not in shadow) whose scope covers this
     /// gateway and whose sticky bucket covers the request, else the baseline. Requests without
     /// the sticky attribute bucket by client IP.
@@ -204,7 +222,7 @@ impl Evaluator {
             }
             let ctx = Ctx {
                 meta,
-                tenant: self.baseline.tenant(meta),
+                tenant: meta.tenant,
                 route: None,
                 product: None,
             };

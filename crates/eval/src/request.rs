@@ -51,8 +51,18 @@ pub struct RequestMeta<'a> {
     pub host: &'a str,
     /// The path, without the query string.
     pub path: &'a str,
+    /// The client's address as the gateway decided it (the peer, or the rightmost untrusted
+    /// `X-Forwarded-For` entry when the peer is a trusted proxy).
     pub client_ip: IpAddr,
+    /// The request's headers, without the tenant header (a client's own is removed before
+    /// evaluation). Everything here is client-controlled.
     pub headers: &'a dyn Headers,
+    /// The tenant established before evaluation by a declared source: a trusted proxy's
+    /// tenant header, or a credential [`crate::Evaluator::identify`] resolved. An API key
+    /// that names a tenant overrides it.
+    pub tenant: Option<&'a str>,
+    /// Wall-clock time, in milliseconds since the Unix epoch (JWT `exp` and `nbf`).
+    pub now_ms: u64,
     /// Extra context attributes, read by `attr.<name>` in flag rules.
     pub attributes: &'a [(&'a str, &'a str)],
     /// The gateway evaluating the request.
@@ -66,6 +76,7 @@ impl fmt::Debug for RequestMeta<'_> {
             .field("host", &self.host)
             .field("path", &self.path)
             .field("client_ip", &self.client_ip)
+            .field("tenant", &self.tenant)
             .field("gateway", &self.gateway.id)
             .finish_non_exhaustive()
     }

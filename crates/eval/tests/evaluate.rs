@@ -30,6 +30,7 @@ struct Req<'a> {
     path: &'a str,
     ip: IpAddr,
     headers: Vec<(&'a str, &'a str)>,
+    tenant: Option<&'a str>,
     gw: GatewayIdentity,
 }
 
@@ -40,6 +41,7 @@ fn req<'a>(method: &'a str, host: &'a str, path: &'a str) -> Req<'a> {
         path,
         ip: "198.51.100.7".parse().unwrap(),
         headers: vec![],
+        tenant: None,
         gw: gateway("us-1"),
     }
 }
@@ -47,6 +49,11 @@ fn req<'a>(method: &'a str, host: &'a str, path: &'a str) -> Req<'a> {
 impl<'a> Req<'a> {
     fn header(mut self, n: &'a str, v: &'a str) -> Self {
         self.headers.push((n, v));
+        self
+    }
+    /// The tenant the gateway established before evaluation (a trusted proxy's header).
+    fn tenant(mut self, t: &'a str) -> Self {
+        self.tenant = Some(t);
         self
     }
     fn ip(mut self, ip: &str) -> Self {
@@ -61,6 +68,8 @@ impl<'a> Req<'a> {
             path: self.path,
             client_ip: self.ip,
             headers: &headers,
+            tenant: self.tenant,
+            now_ms: 1_800_000_000_000,
             attributes: &[],
             gateway: &self.gw,
         };
@@ -160,7 +169,7 @@ fn access_policy_by_cidr_tenant_and_flag_default() {
         denied("block-abusers", 403)
     );
     assert_eq!(
-        outcome(req("GET", "bitbucket.example.com", "/").header("x-tenant-id", "banned-corp")),
+        outcome(req("GET", "bitbucket.example.com", "/").tenant("banned-corp")),
         denied("block-abusers", 403)
     );
     assert_eq!(outcome(req("GET", "bitbucket.example.com", "/")), allow);
@@ -222,12 +231,13 @@ fn api_key_auth_checks_the_hash_and_sets_the_tenant() {
     let ok = eval(
         req("GET", "jira.example.com", "/rest/api/2/issue")
             .header("x-api-key", JIRA_KEY)
-            .header("x-tenant-id", "spoofed"),
+            .header("x-tenant-id", "spoofed")
+            .tenant("from-a-trusted-proxy"),
     );
     assert_eq!(
         ok,
         (s(&Outcome::Allow), Some("acme".to_owned())),
-        "the key's tenant overrides the header"
+        "the key's tenant overrides a trusted proxy's, and the client's header is never read"
     );
 }
 
@@ -251,21 +261,28 @@ fn rate_limit_values_come_from_targeted_flag_rules() {
     };
     let base = req("GET", "bitbucket.example.com", "/rest/api/1.0/projects")
         .header("x-api-key", "bitbucket-mirror-demo-key")
-        .header("x-tenant-id", "initech");
+        .tenant("hooli");
     assert_eq!(
         limits(base),
         vec![(
             "api-rate-limit".into(),
             200,
             400,
-            "Tenant(\"initech\")".into()
+            "Tenant(\"hooli\")".into()
         )]
     );
+    // The plan follows the established tenant...
     let enterprise = req("GET", "bitbucket.example.com", "/rest/api/1.0/projects")
         .header("x-api-key", "bitbucket-mirror-demo-key")
-        .header("x-plan", "enterprise");
+        .tenant("initech");
     let l = limits(enterprise);
-    assert_eq!(l[0].1, 2000);
+    assert_eq!((l[0].1, l[0].3.as_str()), (2000, "Tenant(\"initech\")"));
+    // ...never a header the client sends.
+    let claimed = req("GET", "bitbucket.example.com", "/rest/api/1.0/projects")
+        .header("x-api-key", "bitbucket-mirror-demo-key")
+        .header("x-plan", "enterprise");
+    let l = limits(claimed);
+    assert_eq!(l[0].1, 200);
     assert!(
         l[0].3.starts_with("ClientIp"),
         "no tenant: keyed by client IP, got {}",
@@ -374,7 +391,7 @@ fn cohorts_split_by_scope_and_sticky_bucket() {
         percent,
     };
     let ev = Evaluator::compile(&Snapshot::new(example(), vec![rollout(all(100.0))])).unwrap();
-    let r = req("GET", "jira.example.com", "/browse/X-1").header("x-tenant-id", "acme");
+    let r = req("GET", "jira.example.com", "/browse/X-1").tenant("acme");
     r.with(|m| {
         assert_eq!(ev.cohort(m), Cohort::Candidate(0));
         assert_eq!(ev.rollout_id(Cohort::Candidate(0)), Some("r1"));
@@ -419,7 +436,7 @@ fn cohorts_split_by_scope_and_sticky_bucket() {
             .map(|t| {
                 req("GET", "jira.example.com", "/")
                     .ip("127.0.0.1")
-                    .header("x-tenant-id", t)
+                    .tenant(t)
                     .with(|m| ev.cohort(m) != Cohort::Baseline)
             })
             .collect()
@@ -484,9 +501,7 @@ fn flag_values_outside_routes() {
     let mut v2 = 0;
     for i in 0..1000 {
         let t = format!("t{i}");
-        let r = req("GET", "h", "/")
-            .ip("127.0.0.1")
-            .header("x-tenant-id", &t);
+        let r = req("GET", "h", "/").ip("127.0.0.1").tenant(&t);
         if r.with(|m| ev.flag_value(Cohort::Baseline, id, m)["backend"] == "v2") {
             v2 += 1;
         }

@@ -103,6 +103,8 @@ fn decide(
         path,
         client_ip: "127.0.0.1".parse().expect("an ip"),
         headers: &headers,
+        tenant: None,
+        now_ms: 0,
         attributes: &[],
         gateway: gw,
     };

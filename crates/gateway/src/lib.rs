@@ -25,7 +25,8 @@
 //! `response_filter` / `logging` do:
 //!
 //! 1. **route and decide**: read the target ([`proxy::path`]: one Host, dot-segments
-//!    resolved), choose the cohort on the [`live`] snapshot, evaluate with `rampart-eval`, take
+//!    resolved) and the client ([`proxy::client`]: its address, `X-Forwarded-For` believed
+//!    only from trusted proxies; the tenant header taken out), choose the cohort on the [`live`] snapshot, evaluate with `rampart-eval`, take
 //!    rate-limit tokens ([`ratelimit`]);
 //! 2. **respond or forward**: a synthetic response ([`proxy::respond`]), or the call to a pool
 //!    endpoint ([`upstream`]) with timeouts and retries ([`proxy::forward`]), headers edited

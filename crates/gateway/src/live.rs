@@ -31,8 +31,8 @@ pub struct Active {
     pub secret_headers: BTreeSet<String>,
     /// Request metrics of this snapshot's routes and cohorts.
     pub metrics: MetricCache,
-    /// The baseline's tenant header, parsed once; the gateway sets it on forwarded requests.
-    pub tenant_header: Option<http::HeaderName>,
+    /// The baseline's trusted proxies and tenant header, parsed once.
+    pub trust: crate::proxy::client::Trust,
 }
 
 impl Active {
@@ -135,8 +135,7 @@ impl Shared {
             .max()
             .unwrap_or(0);
         let metrics = MetricCache::new(routes, 1 + snapshot.rollouts().len());
-        let tenant_header =
-            http::HeaderName::from_bytes(snapshot.config().settings.tenant_header.as_bytes()).ok();
+        let trust = crate::proxy::client::Trust::new(&snapshot.config().settings);
         Ok(Arc::new(Active {
             snapshot,
             evaluator,
@@ -144,7 +143,7 @@ impl Shared {
             candidates,
             secret_headers,
             metrics,
-            tenant_header,
+            trust,
         }))
     }
 
@@ -231,8 +230,14 @@ fn secret_headers(snapshot: &Snapshot) -> BTreeSet<String> {
         std::iter::once(snapshot.config()).chain(snapshot.rollouts().iter().map(|r| &r.candidate));
     for cfg in configs {
         for p in &cfg.policies {
-            if let PolicyKind::Auth(AuthPolicy::ApiKey(k)) = &p.kind {
-                out.insert(k.header.clone());
+            match &p.kind {
+                PolicyKind::Auth(AuthPolicy::ApiKey(k)) => {
+                    out.insert(k.header.clone());
+                }
+                PolicyKind::Auth(AuthPolicy::Jwt(j)) => {
+                    out.insert(j.header.clone());
+                }
+                _ => {}
             }
         }
     }

@@ -68,7 +68,8 @@ routes:
     }
     assert_eq!(seen["x-keep"], "yes");
     assert_eq!(seen["host"], "hop.example.com");
-    assert_eq!(seen["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    // No trusted proxies: the client's own X-Forwarded-For is replaced, not extended.
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
     assert_eq!(seen["x-forwarded-proto"], "http");
     assert_eq!(seen["x-forwarded-host"], "hop.example.com");
     assert_eq!(body["uri"], "/hop?a=1");
@@ -231,17 +232,29 @@ async fn dot_segments_cannot_bypass_a_routes_policies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_x_forwarded_for_line_is_kept() {
-    let (_up, gw) = bug_fixture().await;
+async fn every_x_forwarded_for_line_is_read_from_a_trusted_proxy() {
+    let up = body_upstream("app").await;
+    // Loopback is the proxy, and 203.0.113.0/24 another trusted hop behind it.
+    let fleet = app_fleet(
+        up.addr,
+        r#"
+settings: { trusted_proxies: ["127.0.0.0/8", "203.0.113.0/24"] }
+routes:
+  - { id: public, product: app, match: { path: { prefix: /public/ } }, upstream: app }
+"#,
+    );
+    let gw = boot(&fleet).await;
     let r = raw_http1(
         &gw,
         "GET /public/x HTTP/1.1\r\nHost: h\r\n\
-         X-Forwarded-For: 198.51.100.1\r\nX-Forwarded-For: 203.0.113.9\r\n",
+         X-Forwarded-For: 6.6.6.6, 198.51.100.1\r\nX-Forwarded-For: 203.0.113.9\r\n",
     )
     .await;
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     let body = raw_echo(&r);
-    // RFC 9110 section 5.3: repeated lines are one comma-separated list, in order.
+    // RFC 9110 section 5.3: repeated lines are one comma-separated list, in order; walked
+    // from the right, the first untrusted entry (198.51.100.1) is the client, and what is
+    // left of it is not passed on.
     assert_eq!(
         body["headers"]["x-forwarded-for"],
         "198.51.100.1, 203.0.113.9, 127.0.0.1"

@@ -9,8 +9,10 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_policies_by_cidr_and_tenant() {
+    // The test client stands in for a trusted proxy that names the tenant.
     let (up, gw) = app_gateway(
         r#"
+settings: { trusted_proxies: ["127.0.0.0/8", "::1/128"], tenant: { from_trusted_proxy: true } }
 policies:
   - id: deny-loopback
     access: { default: allow, rules: [{ action: deny, cidrs: ["127.0.0.0/8"] }] }
@@ -148,8 +150,10 @@ routes:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_burst_then_429_then_refill() {
+    // The test client stands in for a trusted proxy that names the tenant.
     let (up, gw) = app_gateway(
         r#"
+settings: { trusted_proxies: ["127.0.0.0/8", "::1/128"], tenant: { from_trusted_proxy: true } }
 policies:
   - id: per-client
     rate_limit: { per_second: 1, burst: 3, key: { header: x-client } }

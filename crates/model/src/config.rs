@@ -49,9 +49,20 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// The request header that names the tenant, unless an API key sets it.
+    /// The header that carries the established tenant upstream (and, from a trusted proxy
+    /// when `tenant.from_trusted_proxy` is on, into the gateway). A client's own is removed.
     #[serde(default = "default_tenant_header")]
     pub tenant_header: String,
+    /// Peers whose `X-Forwarded-For` (and, if allowed, tenant header) the gateway believes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// The tenant's declared sources besides credentials.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::identity::TenantSettings::is_default"
+    )]
+    pub tenant: crate::identity::TenantSettings,
 }
 
 fn default_tenant_header() -> String {
@@ -62,6 +73,8 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             tenant_header: default_tenant_header(),
+            trusted_proxies: Vec::new(),
+            tenant: crate::identity::TenantSettings::default(),
         }
     }
 }
@@ -471,6 +484,7 @@ pub struct AccessRule {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthPolicy {
     ApiKey(ApiKeyAuth),
+    Jwt(crate::identity::JwtAuth),
 }
 
 /// API keys, stored as SHA-256 hashes, presented in a header.
@@ -495,7 +509,7 @@ pub struct ApiKey {
     pub id: String,
     /// Lowercase hex SHA-256 of the key; the key itself is never stored.
     pub sha256: String,
-    /// The tenant this key acts as; it overrides the tenant header.
+    /// The tenant this key acts as; it overrides a trusted proxy's tenant header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
 }

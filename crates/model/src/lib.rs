@@ -15,6 +15,7 @@ pub mod change;
 pub mod clock;
 pub mod config;
 pub mod flag;
+pub mod identity;
 pub mod limits;
 pub mod load;
 pub mod names;

@@ -1,7 +1,7 @@
 //! The demo's own traffic: a gentle stream of requests through the gateway, so rollout gates
 //! in `rampart up` have something to judge.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use rampart_model::Config;
@@ -37,14 +37,30 @@ impl Targets {
     }
 }
 
+/// The address the demo traffic comes from: the example fleet's trusted proxy
+/// (`settings.trusted_proxies`), so the gateway believes the tenant it names.
+const PROXY_ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
 /// Send the targets in turn through the gateway at `proxy`, 50 per second, spread over 200
-/// tenants so sticky buckets split them as they would real traffic. It stops with the process.
+/// tenants so sticky buckets split them as they would real traffic. The requests come from
+/// [`PROXY_ADDRESS`], standing in for the edge proxy that names each tenant; where that
+/// address cannot be bound (not every system routes all of 127/8), they come from the default
+/// address and the gateway, rightly, ignores their tenant header. It stops with the process.
 pub(super) async fn run(proxy: SocketAddr, targets: Targets) {
     if targets.requests.is_empty() {
         return;
     }
+    // Whether the system lets us use the address at all (it routes all of 127/8 on Linux).
+    let local = match std::net::TcpListener::bind((PROXY_ADDRESS, 0)) {
+        Ok(_) => Some(PROXY_ADDRESS),
+        Err(e) => {
+            tracing::info!(address = %PROXY_ADDRESS, error = %e, "demo traffic cannot come from the trusted-proxy address; its tenant header will be ignored");
+            None
+        }
+    };
     let Ok(client) = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
+        .local_address(local)
         .build()
     else {
         return;

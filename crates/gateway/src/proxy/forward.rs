@@ -116,7 +116,7 @@ async fn send(
 
     headers::upstream_request(
         &mut parts,
-        ctx.peer.ip(),
+        &ctx.client.forwarded_for,
         ctx.tls,
         &target.host,
         fwd.tenant.as_ref(),

@@ -97,10 +97,11 @@ pub fn apply(edits: &[Edit], headers: &mut HeaderMap) {
 }
 
 /// The headers of a request about to go upstream: hop-by-hop ones stripped, the forwarding
-/// headers added, the tenant set and the policy edits applied.
+/// headers set (`X-Forwarded-For` replaced by the believed chain, see [`super::client`]), the
+/// tenant set and the policy edits applied.
 pub fn upstream_request(
     parts: &mut request::Parts,
-    client_ip: std::net::IpAddr,
+    forwarded_for: &str,
     tls: bool,
     host: &str,
     tenant: Option<&(HeaderName, HeaderValue)>,
@@ -108,19 +109,13 @@ pub fn upstream_request(
 ) {
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
-    let client_ip = crate::server::ip_text(client_ip);
-    let prior: Vec<&str> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let xff = if prior.is_empty() {
-        client_ip
-    } else {
-        format!("{}, {client_ip}", prior.join(", "))
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR, v);
+    match HeaderValue::from_str(forwarded_for) {
+        Ok(v) => {
+            headers.insert(X_FORWARDED_FOR, v);
+        }
+        Err(_) => {
+            headers.remove(X_FORWARDED_FOR);
+        }
     }
     headers.insert(
         X_FORWARDED_PROTO,

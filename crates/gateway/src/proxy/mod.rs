@@ -1,8 +1,10 @@
 //! The request path, as named phases (pingora's `request_filter` / `upstream_peer` /
 //! `response_filter` / `logging` are the model):
 //!
-//! 1. **route and decide** ([`RequestCtx::decide`]): read the target ([`path`]), choose the
-//!    cohort, evaluate (all routing and policy logic is in `rampart-eval`), take rate-limit
+//! 1. **route and decide** ([`RequestCtx::decide`]): read the target ([`path`]) and the
+//!    client ([`client`]: its address, with `X-Forwarded-For` believed only from trusted
+//!    proxies, and the tenant header taken out), establish the tenant from credentials
+//!    (`Evaluator::identify`), choose the cohort, evaluate (all routing and policy logic is in `rampart-eval`), take rate-limit
 //!    tokens, and [`Plan`] the request: answered here, or forwarded;
 //! 2. **respond or forward**: a synthetic response ([`respond`]), or the upstream call with
 //!    the route's timeouts and retries ([`forward`]);
@@ -17,6 +19,7 @@
 // `.clippy.toml`).
 #![warn(clippy::too_many_lines)]
 
+pub mod client;
 pub mod forward;
 pub mod headers;
 pub mod path;
@@ -69,7 +72,8 @@ pub struct RequestCtx<'r> {
     shared: &'r Shared,
     active: &'r Active,
     start: Instant,
-    peer: SocketAddr,
+    /// The client as decided before evaluation.
+    client: client::Client,
     tls: bool,
     /// The cohort chosen for the request (its counters and metrics).
     cohort: Cohort,
@@ -93,14 +97,18 @@ pub async fn handle(
     let Some(active) = shared.current() else {
         return Ok(respond::fail(Reject::NoConfig).0);
     };
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let uri = parts.uri.clone(); // shares its bytes
+    // Refused before any decision: counted against no route or cohort.
     let target = match Target::read(&parts.headers, &uri) {
         Ok(target) => target,
-        // Refused before any decision: counted against no route or cohort.
         Err(reject) => return Ok(respond::fail(reject).0),
     };
-    let mut ctx = RequestCtx::new(&shared, &active, start, peer, tls);
+    let client = match client::Client::read(peer, &mut parts.headers, &active.trust) {
+        Ok(client) => client,
+        Err(reject) => return Ok(respond::fail(reject).0),
+    };
+    let mut ctx = RequestCtx::new(&shared, &active, start, client, tls);
     // Phase 1: everything that borrows the request head happens here, before any await.
     let plan = ctx.decide(&parts, &target);
     // Phase 2.
@@ -118,14 +126,14 @@ impl<'r> RequestCtx<'r> {
         shared: &'r Shared,
         active: &'r Active,
         start: Instant,
-        peer: SocketAddr,
+        client: client::Client,
         tls: bool,
     ) -> Self {
         RequestCtx {
             shared,
             active,
             start,
-            peer,
+            client,
             tls,
             cohort: Cohort::Baseline,
             fallback: false,
@@ -140,14 +148,23 @@ impl<'r> RequestCtx<'r> {
     /// Phase 1, route and decide: evaluate the request in its cohort and plan it.
     fn decide(&mut self, parts: &http::request::Parts, target: &Target<'_>) -> Plan {
         let view = HeaderView(&parts.headers);
-        let meta = RequestMeta {
+        let proxy_tenant = self.client.proxy_tenant.take();
+        let unidentified = RequestMeta {
             method: parts.method.as_str(),
             host: &target.host,
             path: &target.path,
-            client_ip: self.peer.ip(),
+            client_ip: self.client.ip,
             headers: &view,
+            tenant: proxy_tenant.as_deref(),
+            now_ms: rampart_model::clock::unix_ms(),
             attributes: &[],
             gateway: &self.shared.identity,
+        };
+        // Credentials name the tenant before the cohort is chosen; they win over a proxy's.
+        let identified = self.active.evaluator.identify(&unidentified);
+        let meta = RequestMeta {
+            tenant: identified.as_deref().or(unidentified.tenant),
+            ..unidentified
         };
         let decision = self.evaluate(&meta);
         // `served` is the cohort whose configuration produced the decision.
@@ -279,10 +296,10 @@ impl<'r> RequestCtx<'r> {
                     .get(route.upstream_index)
             })
             .ok_or(Reject::NoUpstream)?;
-        // The tenant the gateway established (an API key's tenant overrides what the client
-        // sent), so the upstream can trust it.
+        // The tenant the gateway established (a credential's, else a trusted proxy's; a
+        // client's own header was removed), so the upstream can trust it.
         let tenant = d.tenant.and_then(|t| {
-            let name = self.active.tenant_header.clone()?;
+            let name = self.active.trust.tenant_header.clone()?;
             Some((name, http::HeaderValue::from_str(t).ok()?))
         });
         Ok(Forward {

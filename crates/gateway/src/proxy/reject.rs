@@ -19,6 +19,8 @@ pub enum Reject<'a> {
     NoConfig,
     /// Two Host headers.
     DuplicateHost,
+    /// A trusted proxy's tenant header that is repeated, empty, or not a tenant name.
+    BadTenantHeader,
     /// A request target that is not an absolute path, or cannot be sent upstream.
     BadRequestTarget,
     /// No route matched, or a policy refused the request.
@@ -69,7 +71,9 @@ impl Reject<'_> {
     /// The status the client sees.
     pub fn status(&self) -> StatusCode {
         match self {
-            Reject::DuplicateHost | Reject::BadRequestTarget => StatusCode::BAD_REQUEST,
+            Reject::DuplicateHost | Reject::BadTenantHeader | Reject::BadRequestTarget => {
+                StatusCode::BAD_REQUEST
+            }
             Reject::Denied(d) => {
                 StatusCode::from_u16(d.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -122,6 +126,12 @@ pub enum Disposition {
     AccessDenied,
     MissingCredentials,
     InvalidCredentials,
+    MissingToken,
+    InvalidToken,
+    ExpiredToken,
+    TokenNotYetValid,
+    WrongIssuer,
+    WrongAudience,
     RateLimited,
     NoUpstream,
 }
@@ -147,6 +157,12 @@ impl From<DenyReason> for Disposition {
             DenyReason::Access => Disposition::AccessDenied,
             DenyReason::MissingCredentials => Disposition::MissingCredentials,
             DenyReason::InvalidCredentials => Disposition::InvalidCredentials,
+            DenyReason::MissingToken => Disposition::MissingToken,
+            DenyReason::InvalidToken => Disposition::InvalidToken,
+            DenyReason::ExpiredToken => Disposition::ExpiredToken,
+            DenyReason::TokenNotYetValid => Disposition::TokenNotYetValid,
+            DenyReason::WrongIssuer => Disposition::WrongIssuer,
+            DenyReason::WrongAudience => Disposition::WrongAudience,
         }
     }
 }
@@ -168,6 +184,12 @@ mod tests {
                 "access_denied",
                 "missing_credentials",
                 "invalid_credentials",
+                "missing_token",
+                "invalid_token",
+                "expired_token",
+                "token_not_yet_valid",
+                "wrong_issuer",
+                "wrong_audience",
                 "rate_limited",
                 "no_upstream"
             ]
@@ -184,6 +206,7 @@ mod tests {
         let codes: Vec<&str> = [
             Reject::NoConfig,
             Reject::DuplicateHost,
+            Reject::BadTenantHeader,
             Reject::BadRequestTarget,
             Reject::NoUpstream,
             Reject::NoHealthyUpstream,
@@ -198,6 +221,7 @@ mod tests {
             [
                 "no_config",
                 "duplicate_host",
+                "bad_tenant_header",
                 "bad_request_target",
                 "no_upstream",
                 "no_healthy_upstream",

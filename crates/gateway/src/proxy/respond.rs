@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Full};
 use super::headers::{self, Edit, GATEWAY, X_RAMPART_ERROR, X_RAMPART_ORIGIN, X_RATELIMIT_SCOPE};
 use super::{Reject, RespBody};
 use crate::stats::Ending;
+use rampart_eval::DenyReason;
 
 /// A response of the gateway's own with `body`, and `x-rampart-error` if it is a refusal.
 fn synthetic(
@@ -53,6 +54,12 @@ impl Reject<'_> {
             Bytes::from(body),
             "application/json",
         );
+        if let Reject::Denied(d) = &self
+            && d.reason.is_bearer()
+        {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, www_authenticate(d.reason));
+        }
         if let Reject::RateLimited {
             retry_after,
             tenant,
@@ -66,6 +73,16 @@ impl Reject<'_> {
             }
         }
         resp
+    }
+}
+
+/// `WWW-Authenticate` of a JWT policy's refusal (RFC 6750, section 3): the bare challenge
+/// when no token came, `invalid_token` otherwise.
+fn www_authenticate(reason: DenyReason) -> HeaderValue {
+    if reason == DenyReason::MissingToken {
+        HeaderValue::from_static("Bearer")
+    } else {
+        HeaderValue::from_static(r#"Bearer error="invalid_token""#)
     }
 }
 

@@ -151,6 +151,7 @@ impl Validator<'_> {
                     self.header_matches(&format!("{rp}.headers"), &r.headers);
                 }
             }
+            PolicyKind::Auth(AuthPolicy::Jwt(j)) => self.jwt(&format!("{path}.auth.jwt"), j),
             PolicyKind::Auth(AuthPolicy::ApiKey(k)) => {
                 let kp = format!("{path}.auth.api_key");
                 self.header_name(&format!("{kp}.header"), &k.header);
@@ -340,6 +341,10 @@ impl Validator<'_> {
                 .keys
                 .is_empty()
                 .then(|| "it accepts no API key".to_owned()),
+            PolicyKind::Auth(AuthPolicy::Jwt(j)) => j
+                .keys
+                .is_empty()
+                .then(|| "it accepts no token: it has no key".to_owned()),
             PolicyKind::StaticResponse(StaticResponse { status, .. }) => self
                 .always(status, |s| *s >= 400)
                 .then(|| "it answers every request with an error status".to_owned()),
