@@ -42,6 +42,7 @@ mod cmd;
 mod demo_upstream;
 mod fleet_file;
 mod gateway;
+mod listen_args;
 mod load;
 mod output;
 mod runtime;

@@ -82,6 +82,16 @@ pub struct Shared {
     last_nack: Mutex<Option<ConfigAck>>,
     /// Serializes swaps; requests never take it.
     swap_lock: Mutex<()>,
+    /// What each listener did with its connections (mirrored into metrics at a scrape).
+    pub listeners: ListenerStats,
+}
+
+/// The connection counters of the gateway's listeners.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    pub proxy: Arc<rampart_listen::ConnStats>,
+    pub tls: Arc<rampart_listen::ConnStats>,
+    pub admin: Arc<rampart_listen::ConnStats>,
 }
 
 /// Why a snapshot was refused: the NACK reason.
@@ -102,6 +112,7 @@ impl Shared {
             started_ms: rampart_model::clock::unix_ms(),
             last_nack: Mutex::new(None),
             swap_lock: Mutex::new(()),
+            listeners: ListenerStats::default(),
         }
     }
 
@@ -199,6 +210,10 @@ impl Shared {
 
     /// Bring gauges that mirror live state up to date, before a scrape.
     pub fn refresh_gauges(&self) {
+        let l = &self.listeners;
+        for (name, stats) in [("proxy", &l.proxy), ("tls", &l.tls), ("admin", &l.admin)] {
+            self.metrics.mirror_listener(name, stats);
+        }
         self.metrics.endpoint_healthy.clear();
         if let Some(active) = self.current() {
             for pool in active.all_pools() {
