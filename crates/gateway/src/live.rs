@@ -27,8 +27,12 @@ pub struct Active {
     pools: Vec<Upstreams>,
     /// Counters of each rollout's candidate, by rollout index.
     pub candidates: Vec<Arc<CohortStats>>,
-    /// Headers that carry credentials in this snapshot; samples keep only a fingerprint.
+    /// Headers that carry credentials in this snapshot; samples record only that they were
+    /// present ([`crate::proxy::record::REDACTED`]).
     pub secret_headers: BTreeSet<String>,
+    /// Headers samples keep: a fixed list of harmless ones, plus every header this snapshot's
+    /// matchers, keys and flags read (so the impact test can replay them). Others are dropped.
+    pub sample_headers: BTreeSet<String>,
     /// Request metrics of this snapshot's routes and cohorts.
     pub metrics: MetricCache,
     /// The baseline's tenant header, parsed once; the gateway sets it on forwarded requests.
@@ -140,6 +144,7 @@ impl Shared {
         let ids: Vec<&str> = snapshot.rollouts().iter().map(|r| r.id.as_str()).collect();
         let candidates = self.stats.rollouts(&ids);
         let secret_headers = secret_headers(&snapshot);
+        let sample_headers = crate::proxy::record::sample_headers(&snapshot);
         let routes = std::iter::once(snapshot.config())
             .chain(snapshot.rollouts().iter().map(|r| &r.candidate))
             .map(|c| c.routes.len())
@@ -154,6 +159,7 @@ impl Shared {
             pools,
             candidates,
             secret_headers,
+            sample_headers,
             metrics,
             tenant_header,
         }))

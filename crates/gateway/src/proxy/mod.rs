@@ -44,7 +44,6 @@ use crate::upstream::Pool;
 use forward::Forward;
 use headers::HeaderView;
 use path::Target;
-pub use record::fingerprint;
 pub use reject::{Denial, Disposition, Reject};
 
 /// Errors of a response body.
