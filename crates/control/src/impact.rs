@@ -316,7 +316,7 @@ policies:
       api_key:
         header: x-api-key
         keys:
-          - {{ id: k, sha256: ef6e1ce29b96e229eb7a0f897aa5dd4205a39d3df6e9ed52e8516ecc9cf0fc5c }}
+          - {{ id: k, sha256: f50dbf7e0ab7a522c4036720886f6f874ee1b53dc9caf0b7fb77d8cff8dab64c, format: rampart_v1, prefix: rk_VomMm2 }}
 routes:
   - {{ id: api, product: p, match: {{ path: {{ prefix: /api/ }} }}, upstream: api, policies: [{api_policies}] }}
   - {{ id: web, product: p, match: {{ path: {{ prefix: /web/ }} }}, upstream: web }}

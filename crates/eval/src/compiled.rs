@@ -9,7 +9,7 @@ use strum::VariantArray;
 use ipnet::IpNet;
 use rampart_model::bind::Bindable;
 use rampart_model::config::{
-    Action, AuthPolicy, Config, HeaderMatch, HeaderValue, Method, PathMatch, PolicyKind,
+    Action, AuthPolicy, Config, HeaderMatch, HeaderValue, KeyFormat, Method, PathMatch, PolicyKind,
     RequestKey, ValueMatch,
 };
 use serde::de::DeserializeOwned;
@@ -137,8 +137,9 @@ enum CompiledKind {
     },
     ApiKey {
         header: Box<str>,
-        /// SHA-256 of the key, to its id and tenant.
-        keys: HashMap<[u8; 32], Option<Box<str>>>,
+        /// SHA-256 of the key, to its tenant and whether the entry declares a minted key
+        /// (`format: rampart_v1`), which only a presented key in that format matches.
+        keys: HashMap<[u8; 32], (Option<Box<str>>, bool)>,
     },
     RateLimit {
         per_second: Field<u32>,
@@ -299,7 +300,8 @@ impl Compiler<'_> {
                         let mut digest = [0u8; 32];
                         hex::decode_to_slice(&key.sha256, &mut digest)
                             .map_err(|e| format!("key `{}`: {e}", key.id))?;
-                        Ok((digest, key.tenant.as_deref().map(Box::from)))
+                        let minted = key.format == Some(KeyFormat::RampartV1);
+                        Ok((digest, (key.tenant.as_deref().map(Box::from), minted)))
                     })
                     .collect::<Result<_, String>>()?,
             },
@@ -575,10 +577,13 @@ impl CompiledConfig {
                     }
                 }
                 CompiledKind::ApiKey { header, keys } => {
-                    let found = meta
-                        .headers
-                        .get(header)
-                        .map(|k| keys.get(&<[u8; 32]>::from(Sha256::digest(k.as_bytes()))));
+                    let found = meta.headers.get(header).map(|k| {
+                        keys.get(&<[u8; 32]>::from(Sha256::digest(k.as_bytes())))
+                            .filter(|(_, minted)| {
+                                !*minted || rampart_model::apikey::check(k.as_bytes()).is_ok()
+                            })
+                            .map(|(tenant, _)| tenant)
+                    });
                     match found {
                         Some(Some(tenant)) => {
                             if let Some(t) = tenant {

@@ -132,6 +132,7 @@ impl Shared {
             Ok(e) => e,
             Err(e) => return Err(self.refuse(&snapshot, e.to_string())),
         };
+        warn_weak_credentials(&snapshot);
         let mut reuse = self.current().map(|a| a.all_pools()).unwrap_or_default();
         let configs = std::iter::once(snapshot.config())
             .chain(snapshot.rollouts().iter().map(|r| &r.candidate));
@@ -233,6 +234,19 @@ impl Shared {
                         .set(i64::from(e.is_healthy()));
                 }
             }
+        }
+    }
+}
+
+/// Log each weak API key of a snapshot. The gateway serves it anyway (its control plane or
+/// `rampart validate` refuses such a configuration; refusing here could leave a gateway with
+/// no snapshot at all); only paths and rules are logged, never a hash.
+fn warn_weak_credentials(snapshot: &Snapshot) {
+    let configs =
+        std::iter::once(snapshot.config()).chain(snapshot.rollouts().iter().map(|r| &r.candidate));
+    for cfg in configs {
+        for e in rampart_model::validate::weak_credentials(cfg) {
+            tracing::warn!(path = %e.path, "weak API key: {}", e.message);
         }
     }
 }

@@ -489,6 +489,21 @@ pub struct ApiKey {
     /// The tenant this key acts as; it overrides the tenant header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The key's format: `rampart_v1` for a key minted by `rampart apikey new` (required in
+    /// prod; such an entry matches only a presented key in that format, see [`crate::apikey`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<KeyFormat>,
+    /// The key's first characters (`rk_` and 6 more), not secret, to tell keys apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// How an API key was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyFormat {
+    /// `rk_<43 base62>_<6 base62 check>`, 256 random bits (see [`crate::apikey`]).
+    RampartV1,
 }
 
 /// A token bucket per key, held by each gateway.
