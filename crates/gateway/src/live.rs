@@ -37,6 +37,9 @@ pub struct Active {
     pub metrics: MetricCache,
     /// The baseline's tenant header, parsed once; the gateway sets it on forwarded requests.
     pub tenant_header: Option<http::HeaderName>,
+    /// The largest request body of each route, by cohort (baseline, then each candidate) and
+    /// route index.
+    body_limits: Vec<Vec<u64>>,
 }
 
 impl Active {
@@ -47,6 +50,19 @@ impl Active {
             Cohort::Candidate(i) => i + 1,
         };
         self.pools.get(i).unwrap_or(&self.pools[0])
+    }
+
+    /// The largest request body of route `route` of `cohort`'s configuration.
+    pub fn body_limit(&self, cohort: Cohort, route: usize) -> u64 {
+        let i = match cohort {
+            Cohort::Baseline => 0,
+            Cohort::Candidate(i) => i + 1,
+        };
+        self.body_limits
+            .get(i)
+            .and_then(|routes| routes.get(route))
+            .copied()
+            .unwrap_or(rampart_model::body::RequestLimits::DEFAULT_MAX_BODY)
     }
 
     /// Every pool, once.
@@ -154,7 +170,18 @@ impl Shared {
         let metrics = MetricCache::new(routes, 1 + snapshot.rollouts().len());
         let tenant_header =
             http::HeaderName::from_bytes(snapshot.config().settings.tenant_header.as_bytes()).ok();
+        let body_limits = std::iter::once(snapshot.config())
+            .chain(snapshot.rollouts().iter().map(|r| &r.candidate))
+            .map(|c| {
+                let default = c.settings.requests.max_body_bytes;
+                c.routes
+                    .iter()
+                    .map(|r| r.max_body_bytes.unwrap_or(default))
+                    .collect()
+            })
+            .collect();
         Ok(Arc::new(Active {
+            body_limits,
             snapshot,
             evaluator,
             pools,

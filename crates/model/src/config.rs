@@ -52,6 +52,12 @@ pub struct Settings {
     /// The request header that names the tenant, unless an API key sets it.
     #[serde(default = "default_tenant_header")]
     pub tenant_header: String,
+    /// Request limits: the default largest body ([`crate::body`]).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::body::RequestLimits::is_default"
+    )]
+    pub requests: crate::body::RequestLimits,
 }
 
 fn default_tenant_header() -> String {
@@ -62,6 +68,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             tenant_header: default_tenant_header(),
+            requests: Default::default(),
         }
     }
 }
@@ -201,6 +208,10 @@ pub struct Route {
     /// Ids of policies, applied in order.
     #[serde(default)]
     pub policies: Vec<String>,
+    /// The largest request body of this route, in bytes; without it, the environment's
+    /// `settings.requests.max_body_bytes` ([`crate::body`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
 }
 
 /// What a request must look like to take a route.

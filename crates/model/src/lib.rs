@@ -12,6 +12,7 @@
 
 pub mod apikey;
 pub mod bind;
+pub mod body;
 pub mod change;
 pub mod clock;
 pub mod config;

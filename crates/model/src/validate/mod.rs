@@ -10,6 +10,7 @@
 //! policies and routes.
 
 mod apikeys;
+mod body;
 mod flags;
 mod traffic;
 
@@ -248,6 +249,7 @@ impl<'a> Validator<'a> {
         }
         self.routes(declared);
         self.api_key_strength();
+        self.body_limits();
         for (i, id) in declared.denies_all.iter().enumerate() {
             if !cfg.routes.iter().any(|r| &r.id == id) {
                 self.err(
