@@ -19,10 +19,11 @@
 //!
 //! ## The request path
 //!
-//! [`server`] accepts connections (shedding load beyond `max_inflight`) and hands each request
-//! to [`proxy::handle`], which runs it through named phases with one per-request context
-//! ([`proxy::RequestCtx`]), as pingora's `request_filter` / `upstream_peer` /
-//! `response_filter` / `logging` do:
+//! [`server`] accepts connections through `rampart-listen` (header-read and idle timeouts,
+//! connection limits in total and per client, HTTP/1 head and HTTP/2 limits) and, shedding load
+//! beyond `max_inflight`, hands each request to [`proxy::handle`], which runs it through named
+//! phases with one per-request context ([`proxy::RequestCtx`]), as pingora's
+//! `request_filter` / `upstream_peer` / `response_filter` / `logging` do:
 //!
 //! 1. **route and decide**: read the target ([`proxy::path`]: one Host, dot-segments
 //!    resolved), choose the cohort on the [`live`] snapshot, evaluate with `rampart-eval`, take
@@ -36,7 +37,10 @@
 //! Every refusal or failure of the gateway itself is a [`proxy::Reject`], whose status and
 //! `x-rampart-error` are set in one place.
 //!
-//! Around it: the admin API ([`admin`]), the last known good and crash-loop guard ([`lkg`]),
+//! Request bodies are limited per route (`max_body_bytes`, [`proxy::body`]).
+//!
+//! Around it: the admin API ([`admin`]: loopback unless a bearer token is set, credential
+//! hashes redacted), the last known good and crash-loop guard ([`lkg`]),
 //! the demo upstream ([`demo`]) and, with the `testing` feature, test upstreams (`testing`).
 
 pub mod admin;
