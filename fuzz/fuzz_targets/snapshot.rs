@@ -86,7 +86,7 @@ fn exercise(snap: &Snapshot) {
 
     let fixed_headers: [(&str, &str); 5] = [
         (tenant_header, "acme"),
-        ("x-api-key", "jira-ci-demo-key"),
+        ("x-api-key", "rk_VomMm2KNErbM414agnhrtAIQgG3vLV2mGjP8C5i6XXX_21RjwO"),
         ("x-plan", "enterprise"),
         ("x-beta", "1"),
         ("user-agent", "git/2.45.0"),
@@ -138,7 +138,7 @@ fn exercise(snap: &Snapshot) {
             })
             .collect();
         headers.push((tenant_header.to_owned(), "acme".to_owned()));
-        headers.push(("x-api-key".to_owned(), "jira-ci-demo-key".to_owned()));
+        headers.push(("x-api-key".to_owned(), "rk_VomMm2KNErbM414agnhrtAIQgG3vLV2mGjP8C5i6XXX_21RjwO".to_owned()));
         for ip in [v4, office] {
             let meta = RequestMeta {
                 method,

@@ -9,6 +9,7 @@ use clap::Args;
 use rampart_model::{EnumName, Environment};
 use strum::VariantArray;
 
+use crate::listen_args::ListenArgs;
 use crate::output::out;
 use crate::runtime::{runtime, stop_on_signal};
 
@@ -27,9 +28,23 @@ pub(crate) struct GatewayArgs {
     /// The proxy listener: HTTP/1.1 and h2c.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The admin listener: /metrics, /healthz, /readyz, /cohorts, /samples, /config.
+    /// The admin listener: /metrics, /healthz, /readyz, /cohorts, /samples, /config. A
+    /// non-loopback address needs an admin token.
     #[arg(long, default_value = "127.0.0.1:9901")]
     admin: SocketAddr,
+    /// A file holding the admin listener's bearer token (16+ visible ASCII characters,
+    /// surrounding whitespace trimmed). With it, every admin endpoint but /healthz and /readyz
+    /// needs `Authorization: Bearer <token>`.
+    #[arg(long, value_name = "FILE", conflicts_with = "admin_token")]
+    admin_token_file: Option<PathBuf>,
+    /// The admin token itself (prefer --admin-token-file: a flag shows in `ps`).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "RAMPART_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
     /// An HTTPS listener (HTTP/2 and HTTP/1.1 by ALPN); needs --tls-cert and --tls-key.
     #[arg(long, requires_all = ["tls_cert", "tls_key"])]
     tls_listen: Option<SocketAddr>,
@@ -76,6 +91,26 @@ pub(crate) struct GatewayArgs {
     /// Requests in flight at once; beyond it the gateway sheds load with 503 `overloaded`.
     #[arg(long, default_value_t = 10_000)]
     max_inflight: usize,
+    #[command(flatten)]
+    listen_limits: ListenArgs,
+}
+
+/// The admin token from `--admin-token-file` or `--admin-token`, checked.
+fn admin_token(
+    file: Option<&std::path::Path>,
+    flag: Option<&str>,
+) -> Result<Option<rampart_gateway::admin::AdminToken>> {
+    let text = match (file, flag) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the admin token file {}", path.display()))?
+            .trim()
+            .to_owned(),
+        (None, Some(t)) => t.to_owned(),
+        (None, None) => return Ok(None),
+    };
+    let token = rampart_gateway::admin::AdminToken::new(&text)
+        .map_err(|e| anyhow::anyhow!("admin token: {e}"))?;
+    Ok(Some(token))
 }
 
 /// `--env`: clap lists the environments' names (in help, and in the error for any other
@@ -97,6 +132,8 @@ pub(crate) fn run(a: GatewayArgs) -> Result<()> {
         (Some(addr), Some(cert), Some(key)) => Some((addr, cert, key)),
         _ => None,
     };
+    let limits = a.listen_limits.limits()?;
+    let admin_token = admin_token(a.admin_token_file.as_deref(), a.admin_token.as_deref())?;
     let opts = rampart_gateway::GatewayOptions {
         identity: rampart_model::GatewayIdentity {
             id: a.id.clone(),
@@ -126,6 +163,8 @@ pub(crate) fn run(a: GatewayArgs) -> Result<()> {
         sample_every: a.sample_every,
         sample_capacity: a.sample_capacity,
         max_inflight: a.max_inflight,
+        limits,
+        admin_token,
     };
     runtime()?.block_on(async move {
         rampart_gateway::run(opts, stop_on_signal(), |proxy, admin, tls| {

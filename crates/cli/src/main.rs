@@ -17,6 +17,8 @@
 //!   ([`cmd::control`]);
 //! - `rampart demo-upstream --name jira --listen 127.0.0.1:18081` runs a demo origin
 //!   ([`demo_upstream`]);
+//! - `rampart apikey new --id ci --tenant acme` mints an API key and prints its fleet entry
+//!   ([`apikey`]);
 //! - `rampart load --url http://127.0.0.1:8080/ --rate 1000` sends open-loop load ([`load`]).
 //!
 //! Clients of the control plane's admin API, one module each under [`cmd`], all through the
@@ -37,11 +39,13 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod apikey;
 mod client;
 mod cmd;
 mod demo_upstream;
 mod fleet_file;
 mod gateway;
+mod listen_args;
 mod load;
 mod output;
 mod runtime;
@@ -106,6 +110,8 @@ enum Command {
     Rollout(cmd::rollout::RolloutArgs),
     /// Put an environment back on its last known good snapshot, now.
     Rollback(cmd::EnvArgs),
+    /// Mint API keys in rampart's format (256 random bits; required in prod).
+    Apikey(apikey::ApiKeyArgs),
 }
 
 fn main() -> ExitCode {
@@ -146,5 +152,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Fleet(args) => cmd::fleet::run(args),
         Command::Rollout(args) => cmd::rollout::run(args),
         Command::Rollback(args) => cmd::rollback::run(args),
+        Command::Apikey(args) => apikey::run(args),
     }
 }

@@ -41,9 +41,9 @@
 //! - no upstream health or upstream responses: an admitted request counts as admitted even if
 //!   its upstream is down, and "status" compares only statuses the gateway itself decides;
 //! - only the headers the gateway recorded (the first 32, values cut at 256 bytes);
-//! - credentials: gateways replace credential headers (API keys, `authorization`, cookies) by
-//!   a `sha256:<16 hex>` fingerprint, which no key matches. Both sides see the same
-//!   fingerprint, so the comparison is symmetric and a change that leaves authentication alone
+//! - credentials: gateways keep only the presence of credential headers (API keys,
+//!   `authorization`, cookies), their value replaced by `[redacted]`, which no key matches.
+//!   Both sides see the same value, so the comparison is symmetric and a change that leaves authentication alone
 //!   measures correctly, but such requests replay as refused for invalid credentials on both
 //!   sides: policies after the authentication step are not reached, and a tenant that came
 //!   from an API key is lost. A change that adds, removes or re-keys an API-key policy on a
@@ -316,7 +316,7 @@ policies:
       api_key:
         header: x-api-key
         keys:
-          - {{ id: k, sha256: ef6e1ce29b96e229eb7a0f897aa5dd4205a39d3df6e9ed52e8516ecc9cf0fc5c }}
+          - {{ id: k, sha256: f50dbf7e0ab7a522c4036720886f6f874ee1b53dc9caf0b7fb77d8cff8dab64c, format: rampart_v1, prefix: rk_VomMm2 }}
 routes:
   - {{ id: api, product: p, match: {{ path: {{ prefix: /api/ }} }}, upstream: api, policies: [{api_policies}] }}
   - {{ id: web, product: p, match: {{ path: {{ prefix: /web/ }} }}, upstream: web }}
@@ -531,9 +531,9 @@ routes:
     }
 
     #[test]
-    fn credential_fingerprints_replay_the_same_on_both_sides() {
-        // The gateway replaced the key by its fingerprint: both sides refuse it alike.
-        let fp = vec![("x-api-key".to_owned(), "sha256:0123456789abcdef".to_owned())];
+    fn redacted_credentials_replay_the_same_on_both_sides() {
+        // The gateway redacted the key: both sides refuse it alike.
+        let fp = vec![("x-api-key".to_owned(), "[redacted]".to_owned())];
         let batches = batch((0..20).map(|i| sample(i, "/api/x".into(), fp.clone())));
         let report = impact(&evaluator("key"), &evaluator("key"), &batches, 0.0, 0.0, 1);
         assert_eq!(report.counts.changed(), 0);

@@ -259,6 +259,8 @@ fn gateway_follows_the_control_plane_acks_reports_and_survives_its_loss() {
             sample_every: 8,
             sample_capacity: 64,
             max_inflight: 100,
+            limits: rampart_listen::Limits::default(),
+            admin_token: None,
         };
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let gw_task = tokio::spawn(rampart_gateway::run(opts, stop_rx, move |_, admin, _| {

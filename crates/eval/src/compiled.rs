@@ -9,7 +9,7 @@ use strum::VariantArray;
 use ipnet::IpNet;
 use rampart_model::bind::Bindable;
 use rampart_model::config::{
-    Action, AuthPolicy, Config, HeaderMatch, HeaderValue, Method, PathMatch, PolicyKind,
+    Action, AuthPolicy, Config, HeaderMatch, HeaderValue, KeyFormat, Method, PathMatch, PolicyKind,
     RequestKey, ValueMatch,
 };
 use serde::de::DeserializeOwned;
@@ -143,8 +143,9 @@ enum CompiledKind {
     },
     ApiKey {
         header: Box<str>,
-        /// SHA-256 of the key, to its id and tenant.
-        keys: HashMap<[u8; 32], Option<Box<str>>>,
+        /// SHA-256 of the key, to its tenant and whether the entry declares a minted key
+        /// (`format: rampart_v1`), which only a presented key in that format matches.
+        keys: ApiKeys,
     },
     Jwt(CompiledJwt),
     RateLimit {
@@ -195,6 +196,20 @@ fn method_bit(m: &str) -> u16 {
         .iter()
         .position(|x| x.as_str() == m)
         .map_or(1 << 15, |i| 1 << i)
+}
+
+/// API keys by the SHA-256 of the key: the tenant the key acts as, and whether the entry
+/// declares a minted key.
+type ApiKeys = HashMap<[u8; 32], (Option<Box<str>>, bool)>;
+
+/// The entry a presented key matches, if any: its tenant. An entry that declares a minted key
+/// (`format: rampart_v1`) matches only a presented key in that format.
+fn find_key<'k>(keys: &'k ApiKeys, presented: &str) -> Option<&'k Option<Box<str>>> {
+    keys.get(&<[u8; 32]>::from(Sha256::digest(presented.as_bytes())))
+        .filter(|(_, minted)| {
+            !*minted || rampart_model::apikey::check(presented.as_bytes()).is_ok()
+        })
+        .map(|(tenant, _)| tenant)
 }
 
 /// The host without a port or a trailing dot, in lowercase.
@@ -306,7 +321,8 @@ impl Compiler<'_> {
                         let mut digest = [0u8; 32];
                         hex::decode_to_slice(&key.sha256, &mut digest)
                             .map_err(|e| format!("key `{}`: {e}", key.id))?;
-                        Ok((digest, key.tenant.as_deref().map(Box::from)))
+                        let minted = key.format == Some(KeyFormat::RampartV1);
+                        Ok((digest, (key.tenant.as_deref().map(Box::from), minted)))
                     })
                     .collect::<Result<_, String>>()?,
             },
@@ -441,7 +457,7 @@ impl CompiledConfig {
             .filter(|&j| !matches!(routes[j as usize].host, HostMatch::Exact(_)))
             .collect();
         let names_tenants = policies.iter().any(|p| match &p.kind {
-            CompiledKind::ApiKey { keys, .. } => keys.values().any(Option::is_some),
+            CompiledKind::ApiKey { keys, .. } => keys.values().any(|(t, _)| t.is_some()),
             CompiledKind::Jwt(j) => j.tenant_claim.is_some(),
             _ => false,
         });
@@ -567,10 +583,7 @@ impl CompiledConfig {
                 CompiledKind::ApiKey { .. } | CompiledKind::Jwt(_)
                     if !*self.get(&p.enabled, &ctx, &mut seen) => {}
                 CompiledKind::ApiKey { header, keys } => {
-                    if let Some(Some(Some(t))) = meta
-                        .headers
-                        .get(header)
-                        .map(|k| keys.get(&<[u8; 32]>::from(Sha256::digest(k.as_bytes()))))
+                    if let Some(Some(Some(t))) = meta.headers.get(header).map(|k| find_key(keys, k))
                     {
                         tenant = Some(Cow::Borrowed(&**t));
                     }
@@ -637,10 +650,7 @@ impl CompiledConfig {
                     }
                 }
                 CompiledKind::ApiKey { header, keys } => {
-                    let found = meta
-                        .headers
-                        .get(header)
-                        .map(|k| keys.get(&<[u8; 32]>::from(Sha256::digest(k.as_bytes()))));
+                    let found = meta.headers.get(header).map(|k| find_key(keys, k));
                     match found {
                         Some(Some(tenant)) => {
                             if let Some(t) = tenant {

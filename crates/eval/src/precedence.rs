@@ -129,6 +129,7 @@ mod tests {
             upstream: "u".into(),
             policies: vec![],
             priority: 0,
+            max_body_bytes: None,
         }
     }
 

@@ -10,7 +10,7 @@ use rampart_model::snapshot::StageScope;
 use rampart_model::{Config, GatewayIdentity, Rollout, Snapshot};
 use serde_json::json;
 
-const JIRA_KEY: &str = "jira-ci-demo-key";
+const JIRA_KEY: &str = "rk_VomMm2KNErbM414agnhrtAIQgG3vLV2mGjP8C5i6XXX_21RjwO";
 
 fn example() -> Config {
     from_yaml(include_str!("../../../examples/fleet.yaml")).unwrap()
@@ -260,7 +260,10 @@ fn rate_limit_values_come_from_targeted_flag_rules() {
         })
     };
     let base = req("GET", "bitbucket.example.com", "/rest/api/1.0/projects")
-        .header("x-api-key", "bitbucket-mirror-demo-key")
+        .header(
+            "x-api-key",
+            "rk_6yhDzI8QbykVTDts9TOzvOxkk8V9CIhr6l3GOp2xYjV_2odZpJ",
+        )
         .tenant("hooli");
     assert_eq!(
         limits(base),
@@ -273,13 +276,19 @@ fn rate_limit_values_come_from_targeted_flag_rules() {
     );
     // The plan follows the established tenant...
     let enterprise = req("GET", "bitbucket.example.com", "/rest/api/1.0/projects")
-        .header("x-api-key", "bitbucket-mirror-demo-key")
+        .header(
+            "x-api-key",
+            "rk_6yhDzI8QbykVTDts9TOzvOxkk8V9CIhr6l3GOp2xYjV_2odZpJ",
+        )
         .tenant("initech");
     let l = limits(enterprise);
     assert_eq!((l[0].1, l[0].3.as_str()), (2000, "Tenant(\"initech\")"));
     // ...never a header the client sends.
     let claimed = req("GET", "bitbucket.example.com", "/rest/api/1.0/projects")
-        .header("x-api-key", "bitbucket-mirror-demo-key")
+        .header(
+            "x-api-key",
+            "rk_6yhDzI8QbykVTDts9TOzvOxkk8V9CIhr6l3GOp2xYjV_2odZpJ",
+        )
         .header("x-plan", "enterprise");
     let l = limits(claimed);
     assert_eq!(l[0].1, 200);
@@ -289,20 +298,27 @@ fn rate_limit_values_come_from_targeted_flag_rules() {
         l[0].3
     );
     // acme and globex: half of them by sticky bucket (the bucket of each is fixed).
-    let acme = req("GET", "bitbucket.example.com", "/rest/api/1.0/x")
-        .header("x-api-key", "bitbucket-pipelines-demo-key");
+    let acme = req("GET", "bitbucket.example.com", "/rest/api/1.0/x").header(
+        "x-api-key",
+        "rk_paHf9TIxA1sglWriqrdYMKGDhpUUYBjAzJwbTXwmrQ5_0EAsJ2",
+    );
     let rate = limits(acme)[0].1;
     assert!(rate == 400 || rate == 200);
-    let again = req("GET", "bitbucket.example.com", "/rest/api/1.0/x")
-        .header("x-api-key", "bitbucket-pipelines-demo-key");
+    let again = req("GET", "bitbucket.example.com", "/rest/api/1.0/x").header(
+        "x-api-key",
+        "rk_paHf9TIxA1sglWriqrdYMKGDhpUUYBjAzJwbTXwmrQ5_0EAsJ2",
+    );
     assert_eq!(limits(again)[0].1, rate, "sticky");
     let keyed = req("GET", "bitbucket.example.com", "/scm/x")
         .header("user-agent", "git/2.1")
-        .header("x-api-key", "bitbucket-mirror-demo-key");
+        .header(
+            "x-api-key",
+            "rk_6yhDzI8QbykVTDts9TOzvOxkk8V9CIhr6l3GOp2xYjV_2odZpJ",
+        );
     keyed.decide(&ev, |d| {
         assert_eq!(
             d.rate_limits[0].key,
-            LimitKey::Header("bitbucket-mirror-demo-key")
+            LimitKey::Header("rk_6yhDzI8QbykVTDts9TOzvOxkk8V9CIhr6l3GOp2xYjV_2odZpJ")
         );
         assert_eq!((d.timeout_ms, d.retry_attempts), (Some(120_000), Some(1)));
     });

@@ -75,6 +75,7 @@ fn route(
         upstream: "u".into(),
         policies: vec![],
         priority: i32::from(priority % 3),
+        max_body_bytes: None,
     }
 }
 

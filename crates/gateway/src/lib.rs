@@ -19,10 +19,11 @@
 //!
 //! ## The request path
 //!
-//! [`server`] accepts connections (shedding load beyond `max_inflight`) and hands each request
-//! to [`proxy::handle`], which runs it through named phases with one per-request context
-//! ([`proxy::RequestCtx`]), as pingora's `request_filter` / `upstream_peer` /
-//! `response_filter` / `logging` do:
+//! [`server`] accepts connections through `rampart-listen` (header-read and idle timeouts,
+//! connection limits in total and per client, HTTP/1 head and HTTP/2 limits) and, shedding load
+//! beyond `max_inflight`, hands each request to [`proxy::handle`], which runs it through named
+//! phases with one per-request context ([`proxy::RequestCtx`]), as pingora's
+//! `request_filter` / `upstream_peer` / `response_filter` / `logging` do:
 //!
 //! 1. **route and decide**: read the target ([`proxy::path`]: one Host, dot-segments
 //!    resolved) and the client ([`proxy::client`]: its address, `X-Forwarded-For` believed
@@ -37,7 +38,10 @@
 //! Every refusal or failure of the gateway itself is a [`proxy::Reject`], whose status and
 //! `x-rampart-error` are set in one place.
 //!
-//! Around it: the admin API ([`admin`]), the last known good and crash-loop guard ([`lkg`]),
+//! Request bodies are limited per route (`max_body_bytes`, [`proxy::body`]).
+//!
+//! Around it: the admin API ([`admin`]: loopback unless a bearer token is set, credential
+//! hashes redacted), the last known good and crash-loop guard ([`lkg`]),
 //! the demo upstream ([`demo`]) and, with the `testing` feature, test upstreams (`testing`).
 
 pub mod admin;
@@ -104,6 +108,11 @@ pub struct GatewayOptions {
     pub sample_capacity: usize,
     /// Requests in flight at once, over all listeners; more are shed with 503 `overloaded`.
     pub max_inflight: usize,
+    /// Connection hygiene of every listener (proxy, TLS, admin).
+    pub limits: rampart_listen::Limits,
+    /// The bearer token the admin listener requires (all but `/healthz` and `/readyz`).
+    /// Without it, the admin listener must bind a loopback address.
+    pub admin_token: Option<admin::AdminToken>,
 }
 
 /// Why a gateway could not start.
@@ -115,6 +124,10 @@ pub enum GatewayError {
     Listen(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Admin(String),
+    #[error(transparent)]
+    Limits(#[from] rampart_listen::LimitsError),
 }
 
 /// A running gateway's state and its config entry point.
@@ -237,6 +250,13 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
     on_ready: impl FnOnce(SocketAddr, SocketAddr, Option<SocketAddr>),
 ) -> Result<(), GatewayError> {
+    opts.limits.check()?;
+    if opts.admin_token.is_none() && !opts.admin.ip().is_loopback() {
+        return Err(GatewayError::Admin(format!(
+            "the admin listener {} is not a loopback address: set an admin token (--admin-token-file) to expose /metrics, /cohorts, /samples and /config beyond this host",
+            opts.admin
+        )));
+    }
     let lkg = Arc::new(LkgStore::open(&opts.data_dir)?);
     let boot = lkg.on_boot()?;
     if let Some((hash, crashes)) = boot.crashed {
@@ -305,24 +325,30 @@ pub async fn run(
         let source = sync::ControlSource { url, token, env };
         tokio::spawn(sync::run(gateway.clone(), source, shutdown.clone()));
     }
+    let listener_of =
+        |tcp, tls, stats: &Arc<rampart_listen::ConnStats>, name| rampart_listen::Listener {
+            tcp,
+            tls,
+            limits: opts.limits.clone(),
+            stats: stats.clone(),
+            name,
+        };
+    let admin_listener = listener_of(admin, None, &shared.listeners.admin, "admin");
+    let router = admin::router(shared.clone(), opts.admin_token.clone());
     let mut admin_stop = shutdown.clone();
-    let admin_task = tokio::spawn(async move {
-        let router = admin::router(shared);
-        let served = axum::serve(admin, router)
-            .with_graceful_shutdown(async move {
-                let _ = admin_stop.changed().await;
-            })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "admin listener failed");
-        }
-    });
+    let admin_task = tokio::spawn(rampart_listen::serve(
+        admin_listener,
+        move |_peer| hyper_util::service::TowerToHyperService::new(router.clone()),
+        async move {
+            let _ = admin_stop.changed().await;
+        },
+        opts.drain,
+    ));
     let limit = server::GlobalConcurrencyLimitLayer::new(opts.max_inflight.max(1));
     let tls_task = tls.map(|(l, acceptor)| {
         tokio::spawn(server::serve(
-            l,
+            listener_of(l, Some(acceptor), &shared.listeners.tls, "tls"),
             gateway.shared.clone(),
-            Some(acceptor),
             shutdown.clone(),
             opts.drain,
             limit.clone(),
@@ -330,9 +356,8 @@ pub async fn run(
     });
     on_ready(proxy_addr, admin_addr, tls_addr);
     server::serve(
-        listener,
+        listener_of(listener, None, &shared.listeners.proxy, "proxy"),
         gateway.shared.clone(),
-        None,
         shutdown,
         opts.drain,
         limit,

@@ -27,12 +27,19 @@ pub struct Active {
     pools: Vec<Upstreams>,
     /// Counters of each rollout's candidate, by rollout index.
     pub candidates: Vec<Arc<CohortStats>>,
-    /// Headers that carry credentials in this snapshot; samples keep only a fingerprint.
+    /// Headers that carry credentials in this snapshot; samples record only that they were
+    /// present ([`crate::proxy::record::REDACTED`]).
     pub secret_headers: BTreeSet<String>,
+    /// Headers samples keep: a fixed list of harmless ones, plus every header this snapshot's
+    /// matchers, keys and flags read (so the impact test can replay them). Others are dropped.
+    pub sample_headers: BTreeSet<String>,
     /// Request metrics of this snapshot's routes and cohorts.
     pub metrics: MetricCache,
     /// The baseline's trusted proxies and tenant header, parsed once.
     pub trust: crate::proxy::client::Trust,
+    /// The largest request body of each route, by cohort (baseline, then each candidate) and
+    /// route index.
+    body_limits: Vec<Vec<u64>>,
 }
 
 impl Active {
@@ -43,6 +50,19 @@ impl Active {
             Cohort::Candidate(i) => i + 1,
         };
         self.pools.get(i).unwrap_or(&self.pools[0])
+    }
+
+    /// The largest request body of route `route` of `cohort`'s configuration.
+    pub fn body_limit(&self, cohort: Cohort, route: usize) -> u64 {
+        let i = match cohort {
+            Cohort::Baseline => 0,
+            Cohort::Candidate(i) => i + 1,
+        };
+        self.body_limits
+            .get(i)
+            .and_then(|routes| routes.get(route))
+            .copied()
+            .unwrap_or(rampart_model::body::RequestLimits::DEFAULT_MAX_BODY)
     }
 
     /// Every pool, once.
@@ -82,6 +102,16 @@ pub struct Shared {
     last_nack: Mutex<Option<ConfigAck>>,
     /// Serializes swaps; requests never take it.
     swap_lock: Mutex<()>,
+    /// What each listener did with its connections (mirrored into metrics at a scrape).
+    pub listeners: ListenerStats,
+}
+
+/// The connection counters of the gateway's listeners.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    pub proxy: Arc<rampart_listen::ConnStats>,
+    pub tls: Arc<rampart_listen::ConnStats>,
+    pub admin: Arc<rampart_listen::ConnStats>,
 }
 
 /// Why a snapshot was refused: the NACK reason.
@@ -102,6 +132,7 @@ impl Shared {
             started_ms: rampart_model::clock::unix_ms(),
             last_nack: Mutex::new(None),
             swap_lock: Mutex::new(()),
+            listeners: ListenerStats::default(),
         }
     }
 
@@ -117,6 +148,7 @@ impl Shared {
             Ok(e) => e,
             Err(e) => return Err(self.refuse(&snapshot, e.to_string())),
         };
+        warn_weak_credentials(&snapshot);
         let mut reuse = self.current().map(|a| a.all_pools()).unwrap_or_default();
         let configs = std::iter::once(snapshot.config())
             .chain(snapshot.rollouts().iter().map(|r| &r.candidate));
@@ -129,6 +161,7 @@ impl Shared {
         let ids: Vec<&str> = snapshot.rollouts().iter().map(|r| r.id.as_str()).collect();
         let candidates = self.stats.rollouts(&ids);
         let secret_headers = secret_headers(&snapshot);
+        let sample_headers = crate::proxy::record::sample_headers(&snapshot);
         let routes = std::iter::once(snapshot.config())
             .chain(snapshot.rollouts().iter().map(|r| &r.candidate))
             .map(|c| c.routes.len())
@@ -136,12 +169,24 @@ impl Shared {
             .unwrap_or(0);
         let metrics = MetricCache::new(routes, 1 + snapshot.rollouts().len());
         let trust = crate::proxy::client::Trust::new(&snapshot.config().settings);
+        let body_limits = std::iter::once(snapshot.config())
+            .chain(snapshot.rollouts().iter().map(|r| &r.candidate))
+            .map(|c| {
+                let default = c.settings.requests.max_body_bytes;
+                c.routes
+                    .iter()
+                    .map(|r| r.max_body_bytes.unwrap_or(default))
+                    .collect()
+            })
+            .collect();
         Ok(Arc::new(Active {
+            body_limits,
             snapshot,
             evaluator,
             pools,
             candidates,
             secret_headers,
+            sample_headers,
             metrics,
             trust,
         }))
@@ -198,6 +243,10 @@ impl Shared {
 
     /// Bring gauges that mirror live state up to date, before a scrape.
     pub fn refresh_gauges(&self) {
+        let l = &self.listeners;
+        for (name, stats) in [("proxy", &l.proxy), ("tls", &l.tls), ("admin", &l.admin)] {
+            self.metrics.mirror_listener(name, stats);
+        }
         self.metrics.endpoint_healthy.clear();
         if let Some(active) = self.current() {
             for pool in active.all_pools() {
@@ -211,6 +260,19 @@ impl Shared {
                         .set(i64::from(e.is_healthy()));
                 }
             }
+        }
+    }
+}
+
+/// Log each weak API key of a snapshot. The gateway serves it anyway (its control plane or
+/// `rampart validate` refuses such a configuration; refusing here could leave a gateway with
+/// no snapshot at all); only paths and rules are logged, never a hash.
+fn warn_weak_credentials(snapshot: &Snapshot) {
+    let configs =
+        std::iter::once(snapshot.config()).chain(snapshot.rollouts().iter().map(|r| &r.candidate));
+    for cfg in configs {
+        for e in rampart_model::validate::weak_credentials(cfg) {
+            tracing::warn!(path = %e.path, "weak API key: {}", e.message);
         }
     }
 }

@@ -44,6 +44,16 @@ pub struct SnapshotLabels {
     pub hash: String,
 }
 
+/// Labels of a listener's connection events.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    /// `proxy`, `tls` or `admin`.
+    pub listener: &'static str,
+    /// `accepted`, `refused_total`, `refused_per_ip`, `accept_error`, `timed_out`,
+    /// `tls_failed`.
+    pub event: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
@@ -89,6 +99,30 @@ metric_families! {
     fallbacks: Family<RolloutLabels, Counter> = ("candidate_fallbacks", "Candidate evaluations that failed and were served by the baseline");
     guard_trips: Family<RolloutLabels, Counter> = ("local_guard_trips", "Candidates this gateway stopped using by itself");
     rate_limited: Counter = ("rate_limited", "Requests refused with 429");
+    connections: Family<ListenerLabels, Counter> = ("listener_connections", "Connection events per listener: accepted, refused over a limit, accept errors, closed by a timeout, failed TLS handshakes");
+}
+
+impl Metrics {
+    /// Bring the connection counters up to a listener's [`rampart_listen::ConnStats`].
+    pub fn mirror_listener(&self, listener: &'static str, stats: &rampart_listen::ConnStats) {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (event, value) in [
+            ("accepted", &stats.accepted),
+            ("refused_total", &stats.refused_total),
+            ("refused_per_ip", &stats.refused_per_ip),
+            ("accept_error", &stats.accept_errors),
+            ("timed_out", &stats.timed_out),
+            ("tls_failed", &stats.tls_failed),
+        ] {
+            let c = self
+                .connections
+                .get_or_create(&ListenerLabels { listener, event });
+            let (now, seen) = (value.load(Relaxed), c.get());
+            if now > seen {
+                c.inc_by(now - seen);
+            }
+        }
+    }
 }
 
 /// The class of a status code, as a label.

@@ -1,13 +1,12 @@
-//! Listeners: the proxy (HTTP/1.1 and h2c, or TLS with HTTP/2 by ALPN) and its graceful drain.
+//! Listeners: the proxy (HTTP/1.1 and h2c, or TLS with HTTP/2 by ALPN) served through
+//! `rampart-listen` (connection hygiene and the graceful drain).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use rampart_listen::Listener;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -19,81 +18,32 @@ use crate::proxy::{Reject, RespBody, handle};
 use http::Response;
 
 /// Accept connections until `shutdown` flips, then drain in-flight requests for up to `drain`.
-/// Requests beyond `limit` in flight at once are shed with a 503 (`overloaded`) rather than
-/// queued, so an overloaded gateway stays responsive (tower's global concurrency limit and
-/// load-shed layers).
+/// Connections are served under the listener's [`rampart_listen::Limits`] (timeouts,
+/// connection, header and HTTP/2 limits). Requests beyond `limit` in flight at once are shed
+/// with a 503 (`overloaded`) rather than queued, so an overloaded gateway stays responsive
+/// (tower's global concurrency limit and load-shed layers).
 pub async fn serve(
-    listener: TcpListener,
+    listener: Listener,
     shared: Arc<Shared>,
-    tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
     limit: GlobalConcurrencyLimitLayer,
 ) {
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
-        };
-        let _ = stream.set_nodelay(true);
+    let is_tls = listener.tls.is_some();
+    let make = move |peer: SocketAddr| {
         let shared = shared.clone();
-        let is_tls = tls.is_some();
-        let service = TowerToHyperService::new(
+        TowerToHyperService::new(
             ServiceBuilder::new()
                 .map_result(shed)
                 .load_shed()
                 .layer(limit.clone())
                 .service_fn(move |req| handle(shared.clone(), req, peer, is_tls)),
-        );
-        match &tls {
-            None => {
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let stream = match acceptor.accept(stream).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                    };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
-        }
-    }
-    drop(listener);
-    tracing::info!("draining in-flight requests");
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("drained"),
-        _ = tokio::time::sleep(drain) => tracing::warn!(timeout_secs = drain.as_secs(), "drain timed out"),
-    }
+        )
+    };
+    let stop = async move {
+        let _ = shutdown.changed().await;
+    };
+    rampart_listen::serve(listener, make, stop, drain).await;
 }
 
 /// Turn a shed request into a 503 response instead of a broken connection.

@@ -51,6 +51,8 @@ pub fn options(data_dir: &Path) -> GatewayOptions {
         sample_every: 8,
         sample_capacity: 64,
         max_inflight: 10_000,
+        limits: rampart_listen::Limits::default(),
+        admin_token: None,
     }
 }
 

@@ -20,7 +20,7 @@ use rampart_model::config::{HealthCheck, LoadBalancing, Upstream};
 use tokio::task::AbortHandle;
 
 /// The request body type sent upstream.
-pub type ReqBody = BoxBody<Bytes, hyper::Error>;
+pub type ReqBody = BoxBody<Bytes, crate::proxy::BoxError>;
 
 /// Idle connections kept per endpoint.
 pub const MAX_IDLE_PER_ENDPOINT: usize = 256;

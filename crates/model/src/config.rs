@@ -63,6 +63,12 @@ pub struct Settings {
         skip_serializing_if = "crate::identity::TenantSettings::is_default"
     )]
     pub tenant: crate::identity::TenantSettings,
+    /// Request limits: the default largest body ([`crate::body`]).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::body::RequestLimits::is_default"
+    )]
+    pub requests: crate::body::RequestLimits,
 }
 
 fn default_tenant_header() -> String {
@@ -75,6 +81,7 @@ impl Default for Settings {
             tenant_header: default_tenant_header(),
             trusted_proxies: Vec::new(),
             tenant: crate::identity::TenantSettings::default(),
+            requests: Default::default(),
         }
     }
 }
@@ -219,6 +226,10 @@ pub struct Route {
     /// (the rule is `rampart_eval::precedence`, documented in docs/CONFIG.md).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: i32,
+    /// The largest request body of this route, in bytes; without it, the environment's
+    /// `settings.requests.max_body_bytes` ([`crate::body`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
 }
 
 fn is_zero(n: &i32) -> bool {
@@ -512,6 +523,21 @@ pub struct ApiKey {
     /// The tenant this key acts as; it overrides a trusted proxy's tenant header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The key's format: `rampart_v1` for a key minted by `rampart apikey new` (required in
+    /// prod; such an entry matches only a presented key in that format, see [`crate::apikey`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<KeyFormat>,
+    /// The key's first characters (`rk_` and 6 more), not secret, to tell keys apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// How an API key was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyFormat {
+    /// `rk_<43 base62>_<6 base62 check>`, 256 random bits (see [`crate::apikey`]).
+    RampartV1,
 }
 
 /// A token bucket per key, held by each gateway.

@@ -10,7 +10,9 @@
 //! [`load`]) and JSON (for machines); unknown fields are errors in both. Wire types become
 //! domain types through `TryFrom`, so a value that exists has been checked.
 
+pub mod apikey;
 pub mod bind;
+pub mod body;
 pub mod change;
 pub mod clock;
 pub mod config;

@@ -82,7 +82,8 @@ pub struct RequestSample {
     pub path: String,
     #[schema(value_type = String)]
     pub client_ip: std::net::IpAddr,
-    /// Selected headers; credentials are replaced by a fingerprint (see the gateway docs).
+    /// Allow-listed headers; a credential header keeps only its presence, its value replaced
+    /// by [`REDACTED`] (see the gateway's `proxy::record`).
     pub headers: Vec<(String, String)>,
     pub tenant: Option<String>,
     pub route: Option<String>,
@@ -90,6 +91,33 @@ pub struct RequestSample {
     /// `allow`, `static`, or the deny reason.
     pub outcome: String,
     pub rollout: Option<String>,
+}
+
+/// What a credential header's value becomes in a sample.
+pub const REDACTED: &str = "[redacted]";
+
+impl RequestSample {
+    /// Whether a header name looks like it carries a credential: the usual ones, and any name
+    /// with `auth`, `token`, `secret`, `key`, `session`, `password` or `cookie` in it.
+    pub fn is_credential_header(name: &str) -> bool {
+        let n = name.to_ascii_lowercase();
+        [
+            "auth", "token", "secret", "key", "session", "passw", "cookie",
+        ]
+        .iter()
+        .any(|w| n.contains(w))
+    }
+
+    /// Redact the value of every header that looks like a credential. The control plane does
+    /// it to every sample it receives, behind the gateway's own allow-list, so a gateway of
+    /// another version or a bug cannot make it store a credential.
+    pub fn redact_credentials(&mut self) {
+        for (name, value) in &mut self.headers {
+            if Self::is_credential_header(name) && value != REDACTED {
+                REDACTED.clone_into(value);
+            }
+        }
+    }
 }
 
 crate::wire_enum! {

@@ -40,6 +40,8 @@ pub(crate) struct ControlArgs {
     /// How often the rollout driver looks at each running rollout, in milliseconds.
     #[arg(long, default_value_t = 100)]
     rollout_tick_ms: u64,
+    #[command(flatten)]
+    listen_limits: crate::listen_args::ListenArgs,
 }
 
 /// The file given to `rampart control --config`.
@@ -71,6 +73,7 @@ impl ControlConfig {
 
 /// Run the control plane until Ctrl-C or SIGTERM.
 pub(crate) fn run(a: ControlArgs) -> Result<()> {
+    let limits = a.listen_limits.limits()?;
     runtime()?.block_on(async move {
         if let Some(path) = a.db.strip_prefix("sqlite://")
             && let Some(dir) = std::path::Path::new(path.split('?').next().unwrap_or(path))
@@ -113,17 +116,34 @@ pub(crate) fn run(a: ControlArgs) -> Result<()> {
             .run(),
         );
         let app = rampart_control::api::router_with(service);
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                shutdown_signal().await;
-                tracing::info!("shutting down");
-            })
-            .await
-            .context("the admin API failed");
+        serve_api(listener, app, limits, async {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+        })
+        .await;
         engine.abort();
         store.close().await;
-        served
+        Ok(())
     })
+}
+
+/// Serve the control plane's API under the listener limits until `shutdown` completes, then
+/// drain its connections for up to 15 s.
+pub(crate) async fn serve_api(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: rampart_listen::Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let listener = rampart_listen::Listener {
+        tcp: listener,
+        tls: None,
+        limits,
+        stats: Default::default(),
+        name: "control",
+    };
+    let make = move |_peer| hyper_util::service::TowerToHyperService::new(app.clone());
+    rampart_listen::serve(listener, make, shutdown, std::time::Duration::from_secs(15)).await;
 }
 
 /// A database URL without its password.

@@ -25,7 +25,7 @@ pub(super) struct ControlPlane {
     pub(super) admin_token: String,
     pub(super) gateway_token: String,
     store: Store,
-    served: tokio::task::JoinHandle<std::io::Result<()>>,
+    served: tokio::task::JoinHandle<()>,
 }
 
 impl ControlPlane {
@@ -34,6 +34,7 @@ impl ControlPlane {
         data_dir: &Path,
         listen: SocketAddr,
         cfg: &Config,
+        limits: rampart_listen::Limits,
         mut stop: watch::Receiver<bool>,
     ) -> Result<Self> {
         let db = format!("sqlite://{}/control.db", data_dir.display());
@@ -54,11 +55,10 @@ impl ControlPlane {
         );
         let served = tokio::spawn(async move {
             let app = rampart_control::api::router_with(service);
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await
+            let stopped = async move {
+                let _ = stop.changed().await;
+            };
+            crate::cmd::control::serve_api(listener, app, limits, stopped).await;
         });
         Ok(Self {
             addr,

@@ -43,6 +43,8 @@ pub(crate) struct UpArgs {
     /// already stored keeps the ports it was loaded with.
     #[arg(long, hide = true)]
     free_demo_ports: bool,
+    #[command(flatten)]
+    listen_limits: crate::listen_args::ListenArgs,
 }
 
 /// `rampart up`: serve until SIGTERM or Ctrl-C.
@@ -62,7 +64,15 @@ async fn serve(
 ) -> Result<()> {
     let origins = fleet::bind_origins(&mut cfg, args.free_demo_ports).await?;
     let stop = stop_on_signal();
-    let control = ControlPlane::start(&args.data_dir, args.control, &cfg, stop.clone()).await?;
+    let limits = args.listen_limits.limits()?;
+    let control = ControlPlane::start(
+        &args.data_dir,
+        args.control,
+        &cfg,
+        limits.clone(),
+        stop.clone(),
+    )
+    .await?;
     let origin_count = origins.len();
     for (name, listener) in origins {
         tokio::spawn(rampart_gateway::demo::serve(listener, name));
@@ -90,6 +100,8 @@ async fn serve(
         sample_every: 2,
         sample_capacity: 2048,
         max_inflight: 10_000,
+        limits,
+        admin_token: None,
     };
     let targets = traffic::Targets::of(&cfg);
     let banner = Banner {

@@ -85,14 +85,23 @@ pub async fn gateway_report(
 }
 
 #[utoipa::path(post, path = "/v1/gateways/samples", tag = GATEWAYS_TAG, params(GatewayQuery), request_body(content = SampleBatch, description = "recent request samples of the gateway"), responses((status = 204, description = "kept")))]
-/// Recent request samples of a gateway (credentials already fingerprinted), for the impact test.
-pub async fn gateway_samples(gw: Gateway, Body(batch): Body<SampleBatch>) -> ApiResult<StatusCode> {
+/// Recent request samples of a gateway, for the impact test. Gateways send only allow-listed
+/// headers with credentials redacted; any header that still looks like a credential is
+/// redacted here before it is stored.
+pub async fn gateway_samples(
+    gw: Gateway,
+    Body(mut batch): Body<SampleBatch>,
+) -> ApiResult<StatusCode> {
     if batch.gateway.id != gw.q.id {
         return Err(ApiError::bad_body(format!(
             "gateway: the batch is from `{}` but the query names `{}`",
             batch.gateway.id, gw.q.id
         )));
     }
+    batch
+        .samples
+        .iter_mut()
+        .for_each(rampart_model::wire::RequestSample::redact_credentials);
     gw.app
         .service
         .gateway_samples(gw.q.env, &gw.q.id, &batch)

@@ -18,7 +18,7 @@ use rampart_model::config::RetryOn;
 
 use super::headers::{self, Edit};
 use super::path::Target;
-use super::{BoxError, Reject, RequestCtx, RespBody, record, respond};
+use super::{BoxError, Reject, RequestCtx, RespBody, body, record, respond};
 use crate::stats::Ending;
 use crate::upstream::{Endpoint, InFlight, Pool, ReqBody};
 
@@ -36,6 +36,8 @@ pub struct Forward {
     pub timeout_ms: Option<u32>,
     /// The route's override of the pool's retry attempts.
     pub retry_attempts: Option<u32>,
+    /// The largest request body the route admits.
+    pub max_body: u64,
 }
 
 /// Why one attempt upstream failed, and whether the pool's retry policy lets it be retried.
@@ -86,8 +88,14 @@ pub async fn forward(
     target: &Target<'_>,
     fwd: Forward,
 ) -> (Response<RespBody>, Ending) {
+    if body::declared_too_large(&parts.headers, fwd.max_body) {
+        return respond::fail(Reject::PayloadTooLarge);
+    }
+    let (body, exceeded) = body::Capped::new(body, fwd.max_body);
     match send(ctx, parts, body, target, &fwd).await {
         Ok((resp, status)) => (resp, Ending::Upstream(status)),
+        // The upstream call failed because the body crossed the limit as it streamed.
+        Err(_) if exceeded.get() => respond::fail(Reject::PayloadTooLarge),
         Err(reject) => respond::fail(reject),
     }
 }
@@ -97,7 +105,7 @@ pub async fn forward(
 async fn send(
     ctx: &RequestCtx<'_>,
     mut parts: request::Parts,
-    body: Incoming,
+    body: body::Capped,
     target: &Target<'_>,
     fwd: &Forward,
 ) -> Result<(Response<RespBody>, u16), Reject<'static>> {
@@ -177,7 +185,7 @@ fn request(
     parts: &mut request::Parts,
     ep: &Endpoint,
     path: &str,
-    body: Option<Incoming>,
+    body: Option<body::Capped>,
     more: bool,
 ) -> Result<Request<ReqBody>, Reject<'static>> {
     let body: ReqBody = match body {

@@ -19,6 +19,7 @@
 // `.clippy.toml`).
 #![warn(clippy::too_many_lines)]
 
+pub mod body;
 pub mod client;
 pub mod forward;
 pub mod headers;
@@ -47,7 +48,6 @@ use crate::upstream::Pool;
 use forward::Forward;
 use headers::HeaderView;
 use path::Target;
-pub use record::fingerprint;
 pub use reject::{Denial, Disposition, Reject};
 
 /// Errors of a response body.
@@ -287,6 +287,11 @@ impl<'r> RequestCtx<'r> {
     ) -> Result<Forward, Reject<'static>> {
         // An allowed request always has a route and its pool exists in a compiled snapshot;
         // refuse rather than panic if that ever breaks.
+        let max_body = d
+            .route
+            .map_or(rampart_model::body::RequestLimits::DEFAULT_MAX_BODY, |r| {
+                self.active.body_limit(served, r.index)
+            });
         let pool = d
             .route
             .and_then(|route| {
@@ -310,6 +315,7 @@ impl<'r> RequestCtx<'r> {
             response_edits: headers::edits(&d.response_headers),
             timeout_ms: d.timeout_ms,
             retry_attempts: d.retry_attempts,
+            max_body,
         })
     }
 }

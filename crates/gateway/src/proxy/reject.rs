@@ -43,6 +43,9 @@ pub enum Reject<'a> {
     Upstream(UpstreamError),
     /// More requests in flight than the gateway admits.
     Overloaded,
+    /// A request body over its route's limit (`max_body_bytes`), by its `Content-Length` or
+    /// as it streamed.
+    PayloadTooLarge,
 }
 
 /// A denial by the evaluator: no route, or a policy.
@@ -78,6 +81,7 @@ impl Reject<'_> {
                 StatusCode::from_u16(d.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
             Reject::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Reject::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::NoUpstream => StatusCode::BAD_GATEWAY,
             Reject::NoConfig | Reject::NoHealthyUpstream | Reject::Overloaded => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -9,6 +9,8 @@
 //! names, ranges, bindable fields); `flags` checks flags and their rules, `traffic` upstreams,
 //! policies and routes.
 
+mod apikeys;
+mod body;
 mod flags;
 mod identity;
 mod traffic;
@@ -55,6 +57,10 @@ pub enum Rule {
     ProductUnreachable,
     /// A policy denies all traffic on a route, and the change does not declare it.
     DeniesAll,
+    /// A credential is guessable: an API key on the denylist, or one not minted by rampart
+    /// in prod. Gateways do not refuse a snapshot for it (they warn): refusing their last
+    /// known good would leave them with nothing to serve; the control plane refuses it.
+    WeakCredential,
 }
 
 impl Rule {
@@ -107,12 +113,13 @@ pub fn validate(config: &Config, declared: &DeclaredImpact) -> Result<(), Valida
 }
 
 /// Validate what a gateway needs to run a configuration safely: every rule except those that
-/// [judge traffic](Rule::judges_traffic), which the control plane has already weighed.
+/// [judge traffic](Rule::judges_traffic), which the control plane has already weighed, and
+/// [`Rule::WeakCredential`] (see [`weak_credentials`]).
 pub fn validate_runnable(config: &Config) -> Result<(), ValidationErrors> {
     match validate(config, &DeclaredImpact::default()) {
         Ok(()) => Ok(()),
         Err(ValidationErrors(mut errors)) => {
-            errors.retain(|e| !e.rule.judges_traffic());
+            errors.retain(|e| !e.rule.judges_traffic() && e.rule != Rule::WeakCredential);
             if errors.is_empty() {
                 Ok(())
             } else {
@@ -120,6 +127,14 @@ pub fn validate_runnable(config: &Config) -> Result<(), ValidationErrors> {
             }
         }
     }
+}
+
+/// The weak credentials of a configuration, for a gateway to warn about.
+pub fn weak_credentials(config: &Config) -> Vec<ValidationError> {
+    let mut v = Validator::new(config);
+    v.api_key_strength();
+    v.errors.retain(|e| e.rule == Rule::WeakCredential);
+    v.errors
 }
 
 /// Validate a rollout stage scope.
@@ -235,6 +250,8 @@ impl<'a> Validator<'a> {
             self.policy(&format!("policies[{i}]"), p);
         }
         self.routes(declared);
+        self.api_key_strength();
+        self.body_limits();
         for (i, id) in declared.denies_all.iter().enumerate() {
             if !cfg.routes.iter().any(|r| &r.id == id) {
                 self.err(
