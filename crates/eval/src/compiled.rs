@@ -2,7 +2,6 @@
 //! and flags.
 
 use rampart_model::EnumName;
-use std::borrow::Cow;
 use std::collections::HashMap;
 use strum::VariantArray;
 
@@ -12,6 +11,7 @@ use rampart_model::config::{
     Action, AuthPolicy, Config, HeaderMatch, HeaderValue, Method, PathMatch, PolicyKind,
     RequestKey, ValueMatch,
 };
+use rampart_model::paths::{PathCase, normalize_host};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use smallvec::SmallVec;
@@ -44,6 +44,7 @@ struct CompiledRoute {
     product: u32,
     host: HostMatch,
     path: PathMatch,
+    path_case: PathCase,
     /// A bit per [`Method`]; zero admits every method.
     methods: u16,
     headers: Box<[CompiledHeaderMatch]>,
@@ -190,22 +191,20 @@ fn method_bit(m: &str) -> u16 {
         .map_or(1 << 15, |i| 1 << i)
 }
 
-/// The host without a port or a trailing dot, in lowercase.
-pub(crate) fn normalize_host(host: &str) -> Cow<'_, str> {
-    let host = if let Some(rest) = host.strip_prefix('[') {
-        rest.split_once(']').map_or(host, |(h, _)| h)
-    } else {
-        match host.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => host,
-        }
+/// Whether a (canonical) request path matches a route's path, with or without letter case.
+fn path_matches(m: &PathMatch, case: PathCase, path: &str) -> bool {
+    let (want, exact) = match m {
+        PathMatch::Prefix(p) => (p.as_str(), false),
+        PathMatch::Exact(p) => (p.as_str(), true),
     };
-    let host = host.strip_suffix('.').unwrap_or(host);
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(host.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(host)
-    }
+    let Some(head) = path.as_bytes().get(..want.len()) else {
+        return false;
+    };
+    (!exact || path.len() == want.len())
+        && match case {
+            PathCase::Sensitive => head == want.as_bytes(),
+            PathCase::Insensitive => head.eq_ignore_ascii_case(want.as_bytes()),
+        }
 }
 
 fn index_of<'n>(
@@ -386,6 +385,7 @@ impl CompiledConfig {
                     },
                 },
                 path: m.path.clone(),
+                path_case: m.path_case,
                 methods: m
                     .methods
                     .iter()
@@ -447,6 +447,7 @@ impl CompiledConfig {
 
     fn route(&self, meta: &RequestMeta<'_>) -> Option<usize> {
         let host = normalize_host(meta.host);
+        let path = meta.path;
         // Every route listed under an exact host matches that host; the others need a check.
         let (candidates, check_host) = match self.by_host.get(&*host) {
             Some(list) => (&**list, false),
@@ -456,10 +457,7 @@ impl CompiledConfig {
         candidates.iter().map(|&i| i as usize).find(|&i| {
             let r = &self.routes[i];
             (!check_host || r.host.matches(&host))
-                && match &r.path {
-                    PathMatch::Prefix(p) => meta.path.starts_with(p.as_str()),
-                    PathMatch::Exact(p) => meta.path == p,
-                }
+                && path_matches(&r.path, r.path_case, path)
                 && (r.methods == 0 || r.methods & method != 0)
                 && r.headers.iter().all(|h| h.matches(meta.headers))
         })

@@ -52,6 +52,12 @@ pub struct Settings {
     /// The request header that names the tenant, unless an API key sets it.
     #[serde(default = "default_tenant_header")]
     pub tenant_header: String,
+    /// How request paths are normalised before routing (see [`crate::paths`]).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::paths::PathSettings::is_default"
+    )]
+    pub paths: crate::paths::PathSettings,
 }
 
 fn default_tenant_header() -> String {
@@ -62,6 +68,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             tenant_header: default_tenant_header(),
+            paths: Default::default(),
         }
     }
 }
@@ -217,6 +224,9 @@ pub struct RouteMatch {
     /// All must match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HeaderMatch>,
+    /// Whether `path` is compared with letter case (the default) or without (ASCII letters).
+    #[serde(default, skip_serializing_if = "crate::paths::PathCase::is_sensitive")]
+    pub path_case: crate::paths::PathCase,
 }
 
 /// A path prefix or an exact path.

@@ -18,6 +18,7 @@ pub mod flag;
 pub mod limits;
 pub mod load;
 pub mod names;
+pub mod paths;
 pub mod snapshot;
 pub mod validate;
 pub mod wire;

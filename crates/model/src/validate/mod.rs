@@ -10,6 +10,7 @@
 //! policies and routes.
 
 mod flags;
+mod paths;
 mod traffic;
 
 pub use flags::reachable_values;
@@ -201,6 +202,7 @@ impl<'a> Validator<'a> {
         self.limit("routes", cfg.routes.len(), LIMITS.max_routes);
         self.limit("flags", cfg.flags.len(), LIMITS.max_flags);
         self.header_name("settings.tenant_header", &cfg.settings.tenant_header);
+        self.route_paths();
 
         self.unique(
             "products",
