@@ -118,7 +118,7 @@ async fn send(
         &mut parts,
         ctx.peer.ip(),
         ctx.tls,
-        &target.host,
+        target.authority(),
         fwd.tenant.as_ref(),
         &fwd.request_edits,
     );

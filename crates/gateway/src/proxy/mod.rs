@@ -95,7 +95,10 @@ pub async fn handle(
     };
     let (parts, body) = req.into_parts();
     let uri = parts.uri.clone(); // shares its bytes
-    let target = match Target::read(&parts.headers, &uri) {
+    let settings = &active.snapshot.config().settings.paths;
+    let target = match Target::read(parts.version, &parts.headers, &uri, settings) {
+        // Sent to its canonical path before any decision (`decode_and_redirect`).
+        Ok(target) if target.redirect => return Ok(respond::redirect(&target, uri.query())),
         Ok(target) => target,
         // Refused before any decision: counted against no route or cohort.
         Err(reject) => return Ok(respond::fail(reject).0),
@@ -142,7 +145,7 @@ impl<'r> RequestCtx<'r> {
         let view = HeaderView(&parts.headers);
         let meta = RequestMeta {
             method: parts.method.as_str(),
-            host: &target.host,
+            host: target.host(),
             path: &target.path,
             client_ip: self.peer.ip(),
             headers: &view,
