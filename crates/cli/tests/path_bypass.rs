@@ -105,20 +105,23 @@ fn corpus() -> Vec<Variant<'static>> {
         .collect()
 }
 
+/// Which upstream answered, which route's tag it received, and the target it saw.
+type Echo = (String, String, String);
+
 /// What came back: the status, the gateway's error code, and the upstream's echo.
 #[derive(Debug, Clone, PartialEq)]
 struct Answer {
     status: u16,
     error: Option<String>,
     /// Which upstream, which route's tag, which target: `None` unless an upstream answered.
-    echo: Option<(String, String, String)>,
+    echo: Option<Echo>,
     /// The Host the upstream received.
     upstream_host: Option<String>,
 }
 
 impl Answer {
     /// What must be equal between a variant and its canonical form.
-    fn outcome(&self) -> (u16, Option<&str>, Option<&(String, String, String)>) {
+    fn outcome(&self) -> (u16, Option<&str>, Option<&Echo>) {
         (self.status, self.error.as_deref(), self.echo.as_ref())
     }
 }
