@@ -24,8 +24,8 @@
 //! ([`proxy::RequestCtx`]), as pingora's `request_filter` / `upstream_peer` /
 //! `response_filter` / `logging` do:
 //!
-//! 1. **route and decide**: read the target ([`proxy::path`]: one Host, dot-segments
-//!    resolved), choose the cohort on the [`live`] snapshot, evaluate with `rampart-eval`, take
+//! 1. **route and decide**: read the canonical target ([`proxy::path`]: one host, the path
+//!    normalised by `rampart_model::paths`; it is also what is forwarded), choose the cohort on the [`live`] snapshot, evaluate with `rampart-eval`, take
 //!    rate-limit tokens ([`ratelimit`]);
 //! 2. **respond or forward**: a synthetic response ([`proxy::respond`]), or the call to a pool
 //!    endpoint ([`upstream`]) with timeouts and retries ([`proxy::forward`]), headers edited
