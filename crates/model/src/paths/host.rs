@@ -8,8 +8,13 @@ use std::borrow::Cow;
 pub struct HostError(pub String);
 
 /// Split an authority into its host and port: `[::1]:8080` is `[::1]` and `8080`, `a.com` is
-/// `a.com` and none. A part after `:` that is not all digits stays in the host.
+/// `a.com` and none. A part after `:` that is not all digits stays in the host, and so does
+/// everything in a bare IPv6 address (`::1`, more than one `:` and no brackets): it has no
+/// port, which keeps [`normalize_host`] a fixed point on its own output.
 pub fn split_port(authority: &str) -> (&str, Option<&str>) {
+    if !authority.starts_with('[') && authority.bytes().filter(|&b| b == b':').count() > 1 {
+        return (authority, None);
+    }
     if authority.starts_with('[') {
         return match authority.split_once(']') {
             Some((h, rest)) => (

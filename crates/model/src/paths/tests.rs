@@ -237,7 +237,11 @@ fn hosts_are_canonical() {
         let (h, p) = checked_authority(input).unwrap();
         assert_eq!((&*h, p), (host, port), "{input}");
         assert_eq!(normalize_host(input), host, "{input}");
+        assert_eq!(normalize_host(host), host, "{input}: not a fixed point");
     }
+    // Found by the fuzzer: a bare IPv6 address has no port (it was read as `::` and `1`).
+    assert_eq!(split_port("::1"), ("::1", None));
+    assert_eq!(normalize_host("2001:DB8::1"), "2001:db8::1");
     for bad in [
         "user@jira.example.com",
         "jira.example.com..",
@@ -251,6 +255,7 @@ fn hosts_are_canonical() {
         "jira.example.com\\",
         "[::1",
         "[not-ip]",
+        "::1",
         "jira.example.com%2e",
         ".",
     ] {
