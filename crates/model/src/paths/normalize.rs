@@ -100,42 +100,39 @@ fn is_canonical(b: &[u8], merge_slashes: bool) -> bool {
 /// The slow path: decode each segment, then resolve dot and empty segments.
 fn rebuild(path: &str, s: &PathSettings) -> Result<(String, bool), PathError> {
     let mut out = String::with_capacity(path.len());
-    // Where each kept segment starts in `out` (at its `/`), so `..` can remove it.
-    let mut starts: Vec<usize> = Vec::new();
     let mut redirect = false;
     let mut trailing = false;
     let mut decoded = String::new();
-    let raw_segments = path[1..].split('/');
-    let count = path[1..].split('/').count();
-    let mut base = 1;
-    for (k, raw) in raw_segments.enumerate() {
-        let at = base;
-        base += raw.len() + 1;
+    let mut raw_segments = path[1..].split('/').peekable();
+    let mut at = 1;
+    while let Some(raw) = raw_segments.next() {
+        let last_raw = raw_segments.peek().is_none();
+        let offset = at;
+        at += raw.len() + 1;
         let raw = match (raw.find(';'), s.path_parameters) {
             (None, _) => raw,
             (Some(i), PathParameters::Reject) => {
-                return Err(PathError::PathParameters { at: at + i });
+                return Err(PathError::PathParameters { at: offset + i });
             }
             (Some(i), PathParameters::Strip) => &raw[..i],
         };
         decoded.clear();
-        redirect |= decode(raw, at, s.escaped_slashes, &mut decoded)?;
-        let pieces = decoded.split('/');
-        let n = decoded.split('/').count();
-        for (j, piece) in pieces.enumerate() {
-            let last = k + 1 == count && j + 1 == n;
+        redirect |= decode(raw, offset, s.escaped_slashes, &mut decoded)?;
+        let mut pieces = decoded.split('/').peekable();
+        while let Some(piece) = pieces.next() {
+            let last = last_raw && pieces.peek().is_none();
             trailing = false;
             match piece {
                 "." => trailing = last,
                 ".." => {
-                    if let Some(start) = starts.pop() {
+                    // Every kept segment starts at a `/` and holds none: remove the last one.
+                    if let Some(start) = out.rfind('/') {
                         out.truncate(start);
                     }
                     trailing = last;
                 }
                 "" if s.merge_slashes => trailing = last,
                 _ => {
-                    starts.push(out.len());
                     out.push('/');
                     out.push_str(piece);
                 }
