@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz a target under fuzz/fuzz_targets:
 #   snapshot  snapshot/config loading, validation, compilation and evaluation (the default);
+#   path      the request-target normaliser and host check (rampart_model::paths);
 #   wire      what gateways send the control plane (reports, samples, ACKs) and rollout plans,
 #             with every sample replayed and compared as the impact test does.
 #

@@ -12,6 +12,7 @@ use rampart_model::config::{
     Action, AuthPolicy, Config, HeaderMatch, HeaderValue, KeyFormat, Method, PathMatch, PolicyKind,
     RequestKey, ValueMatch,
 };
+use rampart_model::paths::{PathCase, normalize_host};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use smallvec::SmallVec;
@@ -50,6 +51,7 @@ struct CompiledRoute {
     product: u32,
     host: HostMatch,
     path: PathMatch,
+    path_case: PathCase,
     /// A bit per [`Method`]; zero admits every method.
     methods: u16,
     headers: Box<[CompiledHeaderMatch]>,
@@ -212,22 +214,20 @@ fn find_key<'k>(keys: &'k ApiKeys, presented: &str) -> Option<&'k Option<Box<str
         .map(|(tenant, _)| tenant)
 }
 
-/// The host without a port or a trailing dot, in lowercase.
-pub(crate) fn normalize_host(host: &str) -> Cow<'_, str> {
-    let host = if let Some(rest) = host.strip_prefix('[') {
-        rest.split_once(']').map_or(host, |(h, _)| h)
-    } else {
-        match host.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => host,
-        }
+/// Whether a (canonical) request path matches a route's path, with or without letter case.
+fn path_matches(m: &PathMatch, case: PathCase, path: &str) -> bool {
+    let (want, exact) = match m {
+        PathMatch::Prefix(p) => (p.as_str(), false),
+        PathMatch::Exact(p) => (p.as_str(), true),
     };
-    let host = host.strip_suffix('.').unwrap_or(host);
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(host.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(host)
-    }
+    let Some(head) = path.as_bytes().get(..want.len()) else {
+        return false;
+    };
+    (!exact || path.len() == want.len())
+        && match case {
+            PathCase::Sensitive => head == want.as_bytes(),
+            PathCase::Insensitive => head.eq_ignore_ascii_case(want.as_bytes()),
+        }
 }
 
 fn index_of<'n>(
@@ -410,6 +410,7 @@ impl CompiledConfig {
                     },
                 },
                 path: m.path.clone(),
+                path_case: m.path_case,
                 methods: m
                     .methods
                     .iter()
@@ -488,6 +489,7 @@ impl CompiledConfig {
 
     fn route(&self, meta: &RequestMeta<'_>) -> Option<usize> {
         let host = normalize_host(meta.host);
+        let path = meta.path;
         // Every route listed under an exact host matches that host; the others need a check.
         let (candidates, check_host) = match self.by_host.get(&*host) {
             Some(list) => (&**list, false),
@@ -497,10 +499,7 @@ impl CompiledConfig {
         candidates.iter().map(|&i| i as usize).find(|&i| {
             let r = &self.routes[i];
             (!check_host || r.host.matches(&host))
-                && match &r.path {
-                    PathMatch::Prefix(p) => meta.path.starts_with(p.as_str()),
-                    PathMatch::Exact(p) => meta.path == p,
-                }
+                && path_matches(&r.path, r.path_case, path)
                 && (r.methods == 0 || r.methods & method != 0)
                 && r.headers.iter().all(|h| h.matches(meta.headers))
         })

@@ -125,6 +125,7 @@ mod tests {
                 path,
                 methods: vec![],
                 headers: vec![],
+                path_case: Default::default(),
             },
             upstream: "u".into(),
             policies: vec![],

@@ -71,6 +71,7 @@ fn route(
             } else {
                 vec![]
             },
+            path_case: Default::default(),
         },
         upstream: "u".into(),
         policies: vec![],

@@ -25,9 +25,11 @@
 //! phases with one per-request context ([`proxy::RequestCtx`]), as pingora's
 //! `request_filter` / `upstream_peer` / `response_filter` / `logging` do:
 //!
-//! 1. **route and decide**: read the target ([`proxy::path`]: one Host, dot-segments
-//!    resolved) and the client ([`proxy::client`]: its address, `X-Forwarded-For` believed
-//!    only from trusted proxies; the tenant header taken out), choose the cohort on the [`live`] snapshot, evaluate with `rampart-eval`, take
+//! 1. **route and decide**: read the canonical target ([`proxy::path`]: one host, the path
+//!    normalised by `rampart_model::paths`; it is also what is forwarded) and the client
+//!    ([`proxy::client`]: its address, `X-Forwarded-For` believed only from trusted proxies; the
+//!    tenant header taken out), choose the cohort on the [`live`] snapshot, evaluate with
+//!    `rampart-eval`, take
 //!    rate-limit tokens ([`ratelimit`]);
 //! 2. **respond or forward**: a synthetic response ([`proxy::respond`]), or the call to a pool
 //!    endpoint ([`upstream`]) with timeouts and retries ([`proxy::forward`]), headers edited

@@ -69,6 +69,12 @@ pub struct Settings {
         skip_serializing_if = "crate::body::RequestLimits::is_default"
     )]
     pub requests: crate::body::RequestLimits,
+    /// How request paths are normalised before routing (see [`crate::paths`]).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::paths::PathSettings::is_default"
+    )]
+    pub paths: crate::paths::PathSettings,
 }
 
 fn default_tenant_header() -> String {
@@ -82,6 +88,7 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             tenant: crate::identity::TenantSettings::default(),
             requests: Default::default(),
+            paths: Default::default(),
         }
     }
 }
@@ -250,6 +257,9 @@ pub struct RouteMatch {
     /// All must match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HeaderMatch>,
+    /// Whether `path` is compared with letter case (the default) or without (ASCII letters).
+    #[serde(default, skip_serializing_if = "crate::paths::PathCase::is_sensitive")]
+    pub path_case: crate::paths::PathCase,
 }
 
 /// A path prefix or an exact path.

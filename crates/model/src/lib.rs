@@ -2,7 +2,8 @@
 //!
 //! The domain types of rampart, shared by every other crate: the fleet configuration of one
 //! environment ([`Config`]: products, upstreams, policies, routes and flags), the content-hashed
-//! [`Snapshot`] that gateways run, [`Change`]s and rollout plan definitions, the one table of hard
+//! [`Snapshot`] that gateways run, the canonical request target ([`paths`]: how a request's
+//! path and host are normalised before routing), [`Change`]s and rollout plan definitions, the one table of hard
 //! [`limits`], and the [`validate`] library that reports every error with the path of the field
 //! at fault.
 //!
@@ -21,6 +22,7 @@ pub mod identity;
 pub mod limits;
 pub mod load;
 pub mod names;
+pub mod paths;
 pub mod snapshot;
 pub mod validate;
 pub mod wire;

@@ -126,7 +126,7 @@ async fn send(
         &mut parts,
         &ctx.client.forwarded_for,
         ctx.tls,
-        &target.host,
+        target.authority(),
         fwd.tenant.as_ref(),
         &fwd.request_edits,
     );

@@ -99,8 +99,11 @@ pub async fn handle(
     };
     let (mut parts, body) = req.into_parts();
     let uri = parts.uri.clone(); // shares its bytes
-    // Refused before any decision: counted against no route or cohort.
-    let target = match Target::read(&parts.headers, &uri) {
+    // Refused or redirected before any decision: counted against no route or cohort.
+    let settings = &active.snapshot.config().settings.paths;
+    let target = match Target::read(parts.version, &parts.headers, &uri, settings) {
+        // Sent to its canonical path before any decision (`decode_and_redirect`).
+        Ok(target) if target.redirect => return Ok(respond::redirect(&target, uri.query())),
         Ok(target) => target,
         Err(reject) => return Ok(respond::fail(reject).0),
     };
@@ -151,7 +154,7 @@ impl<'r> RequestCtx<'r> {
         let proxy_tenant = self.client.proxy_tenant.take();
         let unidentified = RequestMeta {
             method: parts.method.as_str(),
-            host: &target.host,
+            host: target.host(),
             path: &target.path,
             client_ip: self.client.ip,
             headers: &view,

@@ -5,6 +5,7 @@
 use http::StatusCode;
 use rampart_eval::DenyReason;
 use rampart_model::EnumName;
+use rampart_model::paths::PathError;
 
 use super::Plan;
 use super::forward::UpstreamError;
@@ -21,8 +22,16 @@ pub enum Reject<'a> {
     DuplicateHost,
     /// A trusted proxy's tenant header that is repeated, empty, or not a tenant name.
     BadTenantHeader,
-    /// A request target that is not an absolute path, or cannot be sent upstream.
+    /// A request target that cannot be sent upstream.
     BadRequestTarget,
+    /// A path with no canonical form ([`PathError`] names why: `invalid_percent_encoding`,
+    /// `escaped_slash`, ...; `bad_request_target` when it is not absolute).
+    #[strum(transparent)]
+    BadPath(PathError),
+    /// A `Host` or `:authority` that is not a host with an optional port.
+    BadHost,
+    /// An HTTP/2 request whose `Host` names another host than its `:authority`.
+    HostMismatch,
     /// No route matched, or a policy refused the request.
     #[strum(transparent)]
     Denied(Denial<'a>),
@@ -74,9 +83,12 @@ impl Reject<'_> {
     /// The status the client sees.
     pub fn status(&self) -> StatusCode {
         match self {
-            Reject::DuplicateHost | Reject::BadTenantHeader | Reject::BadRequestTarget => {
-                StatusCode::BAD_REQUEST
-            }
+            Reject::DuplicateHost
+            | Reject::BadTenantHeader
+            | Reject::BadRequestTarget
+            | Reject::BadPath(_)
+            | Reject::BadHost
+            | Reject::HostMismatch => StatusCode::BAD_REQUEST,
             Reject::Denied(d) => {
                 StatusCode::from_u16(d.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -212,6 +224,10 @@ mod tests {
             Reject::DuplicateHost,
             Reject::BadTenantHeader,
             Reject::BadRequestTarget,
+            Reject::BadPath(PathError::EscapedSlash { at: 1 }),
+            Reject::BadPath(PathError::NotAbsolute),
+            Reject::BadHost,
+            Reject::HostMismatch,
             Reject::NoUpstream,
             Reject::NoHealthyUpstream,
             Reject::Overloaded,
@@ -227,6 +243,10 @@ mod tests {
                 "duplicate_host",
                 "bad_tenant_header",
                 "bad_request_target",
+                "escaped_slash",
+                "bad_request_target",
+                "bad_host",
+                "host_mismatch",
                 "no_upstream",
                 "no_healthy_upstream",
                 "overloaded",

@@ -8,6 +8,7 @@ use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use super::headers::{self, Edit, GATEWAY, X_RAMPART_ERROR, X_RAMPART_ORIGIN, X_RATELIMIT_SCOPE};
+use super::path::Target;
 use super::{Reject, RespBody};
 use crate::stats::Ending;
 use rampart_eval::DenyReason;
@@ -115,5 +116,24 @@ pub fn static_response(
         }
     }
     headers::apply(edits, h);
+    resp
+}
+
+/// A 307 to the canonical target of a request whose path had escaped slashes decoded
+/// (`settings.paths.escaped_slashes: decode_and_redirect`): the method and body are kept.
+pub fn redirect(target: &Target<'_>, query: Option<&str>) -> Response<RespBody> {
+    let location = match query {
+        Some(q) => format!("{}?{q}", target.path),
+        None => target.path.clone().into_owned(),
+    };
+    let mut resp = synthetic(
+        StatusCode::TEMPORARY_REDIRECT,
+        None,
+        Bytes::new(),
+        "text/plain",
+    );
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
     resp
 }

@@ -13,6 +13,7 @@ mod apikeys;
 mod body;
 mod flags;
 mod identity;
+mod paths;
 mod traffic;
 
 pub use flags::reachable_values;
@@ -218,6 +219,7 @@ impl<'a> Validator<'a> {
         self.limit("flags", cfg.flags.len(), LIMITS.max_flags);
         self.header_name("settings.tenant_header", &cfg.settings.tenant_header);
         self.identity_settings();
+        self.route_paths();
 
         self.unique(
             "products",
