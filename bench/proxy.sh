@@ -35,7 +35,8 @@ LOAD_SECS="${LOAD_SECS:-10}"
 CORE_SERVER=0 # origin and client
 CORE_PROXY=1  # nginx or the gateway
 HOST_HDR="bench.example.com"
-API_KEY="bench-key-7f3a9c1e5b2d4f60"
+# Minted by `rampart apikey new` (prod refuses other keys); it protects nothing but the bench.
+API_KEY="rk_sPBUORDTwpa1eRctnXQlWQQEIXpgPpmzZcBEWJ4plmH_0GU8ET"
 TENANT="acme"
 PATH_Q="/api/v1/items/42?expand=owner"
 
@@ -171,7 +172,7 @@ PIDS+=($NGINX_PID)
 KEY_SHA=$(printf '%s' "$API_KEY" | sha256sum | cut -d' ' -f1)
 decoys=""
 for i in $(seq 1 20); do
-    decoys+="          - { id: decoy-$i, sha256: $(printf 'decoy-%s' "$i" | sha256sum | cut -d' ' -f1), tenant: t$i }"$'\n'
+    decoys+="          - { id: decoy-$i, sha256: $(printf 'decoy-%s' "$i" | sha256sum | cut -d' ' -f1), format: rampart_v1, tenant: t$i }"$'\n'
 done
 # The header edits are the example fleet's `security-headers` policy, as it stands there.
 security_headers=$(sed -n '/^  - id: security-headers$/,/^        remove: \[server\]$/p' examples/fleet.yaml)
@@ -205,7 +206,7 @@ policies:
       api_key:
         header: x-api-key
         keys:
-          - { id: bench-client, sha256: $KEY_SHA, tenant: $TENANT }
+          - { id: bench-client, sha256: $KEY_SHA, format: rampart_v1, tenant: $TENANT }
 $decoys  - id: bench-rate-limit
     rate_limit: { per_second: 1000000, burst: 1000000, key: tenant }
 $security_headers

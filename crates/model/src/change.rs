@@ -46,6 +46,10 @@ pub struct DeclaredImpact {
 /// One object created, replaced or deleted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a change holds a handful of edits, built once: boxing would buy nothing"
+)]
 pub enum Edit {
     Upsert(Object),
     Delete { kind: ObjectKind, name: String },
