@@ -356,7 +356,8 @@ mod tests {
 
     #[test]
     fn settings_are_an_object_present_when_not_the_defaults() {
-        let c = fleet();
+        let mut c = fleet();
+        c.settings = Default::default();
         let mut edited = c.clone();
         edited.settings.tenant_header = "x-org".into();
         let d = diff(&c, &edited);
