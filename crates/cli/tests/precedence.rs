@@ -4,8 +4,8 @@
 //!
 //! The fleet's routes overlap and are listed out of alphabetical order (the control plane's
 //! store keeps objects by name), and its settings are not the defaults (the tenant comes from
-//! `x-org`), so a gateway that got the routes in another order, or the default settings,
-//! decides differently. Each route has its own upstream, which echoes its name: a decision is
+//! `x-org`, sent by a trusted proxy), so a gateway that got the routes in another order, or the
+//! default settings, decides differently. Each route has its own upstream, which echoes its name: a decision is
 //! the status, the `x-rampart-error` code and the upstream that answered.
 
 mod support;
@@ -36,6 +36,9 @@ fn fleet(ups: &[(&str, SocketAddr)]) -> String {
         r#"environment: {ENV}
 settings:
   tenant_header: x-org
+  # The test client speaks as a load balancer would: its tenant header is believed.
+  trusted_proxies: [127.0.0.1/32]
+  tenant: {{ from_trusted_proxy: true }}
 products: [{{ name: shop }}]
 policies:
   - id: block-tenant
