@@ -8,7 +8,8 @@
 # For each binary, the gateway runs under `valgrind --tool=callgrind` twice for WINDOW seconds:
 # idle, then under `wrk -t1 -c4` on loopback. Instructions per request =
 # (loaded total - idle total) / requests wrk completed; startup and timers cancel out.
-# Knobs: BENCH_PORT_BASE (default 28380), WINDOW (seconds, default 15).
+# Knobs: BENCH_PORT_BASE (default 28380), WINDOW (seconds, default 15), KEEP=dir (keep each
+# loaded run's callgrind output there, for callgrind_annotate).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -29,7 +30,7 @@ wait_http() { for _ in $(seq 1 $(($2 * 10))); do curl -s -o /dev/null --max-time
 
 FLEET_ONLY="$TMP/fleet.yaml" BENCH_PORT_BASE=$PORT_BASE bash bench/proxy.sh
 [ $# -gt 0 ] || set -- "$ROOT/target/release/rampart"
-HOST=bench.example.com KEY=bench-key-7f3a9c1e5b2d4f60 PATH_Q="/api/v1/items/42?expand=owner"
+HOST=bench.example.com KEY=$(sed -n 's/^API_KEY="\(.*\)"$/\1/p' bench/proxy.sh) PATH_Q="/api/v1/items/42?expand=owner"
 
 # total instructions of one gateway run; $2 = "load" to drive wrk meanwhile (prints requests)
 run() {
@@ -54,6 +55,7 @@ run() {
     kill -TERM "$origin"; wait "$origin" 2>/dev/null || true
     local total
     total=$(awk '/^(summary|totals):/ {print $2; exit}' "$out")
+    if [ -n "${KEEP:-}" ] && [ "$mode" = load ]; then cp "$out" "$KEEP/callgrind.$(basename "$bin").$RANDOM"; fi
     echo "$total $requests"
 }
 

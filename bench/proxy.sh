@@ -128,6 +128,8 @@ http {
     scgi_temp_path $TMP/nginx/scgi;
     keepalive_requests 1000000;
 
+    # a minted API key is longer than map's default bucket holds (set before any map)
+    map_hash_bucket_size 128;
     # access: CIDR and tenant rules
     geo \$bad_cidr { default 0; 203.0.113.0/24 1; 198.51.100.0/24 1; }
     map \$http_x_tenant_id \$bad_tenant { default 0; banned-corp 1; evil-inc 1; }

@@ -202,15 +202,45 @@ fn method_bit(m: &str) -> u16 {
 
 /// API keys by the SHA-256 of the key: the tenant the key acts as, and whether the entry
 /// declares a minted key.
-type ApiKeys = HashMap<[u8; 32], (Option<Box<str>>, bool)>;
+type ApiKeys = HashMap<[u8; 32], (Option<Box<str>>, Minted)>;
+
+/// Whether an API key entry declares a minted key (`format: rampart_v1`), and whether a
+/// presented key with its hash has been seen to have that form. The form is a property of the
+/// key, and a hash names one key, so the check runs once per entry, not once per request (it
+/// costs two SHA-256 blocks).
+#[derive(Debug)]
+struct Minted {
+    declared: bool,
+    verified: std::sync::atomic::AtomicBool,
+}
+
+impl Minted {
+    fn new(declared: bool) -> Self {
+        Minted {
+            declared,
+            verified: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether `presented`, whose hash is this entry's, may authenticate.
+    fn admits(&self, presented: &str) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.declared || self.verified.load(Relaxed) {
+            return true;
+        }
+        let ok = rampart_model::apikey::check(presented.as_bytes()).is_ok();
+        if ok {
+            self.verified.store(true, Relaxed);
+        }
+        ok
+    }
+}
 
 /// The entry a presented key matches, if any: its tenant. An entry that declares a minted key
 /// (`format: rampart_v1`) matches only a presented key in that format.
 fn find_key<'k>(keys: &'k ApiKeys, presented: &str) -> Option<&'k Option<Box<str>>> {
     keys.get(&<[u8; 32]>::from(Sha256::digest(presented.as_bytes())))
-        .filter(|(_, minted)| {
-            !*minted || rampart_model::apikey::check(presented.as_bytes()).is_ok()
-        })
+        .filter(|(_, minted)| minted.admits(presented))
         .map(|(tenant, _)| tenant)
 }
 
@@ -322,7 +352,10 @@ impl Compiler<'_> {
                         hex::decode_to_slice(&key.sha256, &mut digest)
                             .map_err(|e| format!("key `{}`: {e}", key.id))?;
                         let minted = key.format == Some(KeyFormat::RampartV1);
-                        Ok((digest, (key.tenant.as_deref().map(Box::from), minted)))
+                        Ok((
+                            digest,
+                            (key.tenant.as_deref().map(Box::from), Minted::new(minted)),
+                        ))
                     })
                     .collect::<Result<_, String>>()?,
             },
