@@ -43,6 +43,14 @@ impl Headers for HeaderView<'_> {
 /// Remove the hop-by-hop headers, those the `Connection` header lists, and
 /// `Transfer-Encoding` (hyper frames each hop itself).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of them: one pass over the names (standard names compare as
+    // integers) is cheaper than a hash lookup for each of the nine.
+    let any = headers
+        .keys()
+        .any(|n| *n == header::TRANSFER_ENCODING || HOP_BY_HOP.contains(n));
+    if !any {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
