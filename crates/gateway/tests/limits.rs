@@ -218,9 +218,12 @@ async fn the_admin_listener_wants_its_token_and_shows_no_credential() {
 
 #[tokio::test]
 async fn a_non_loopback_admin_listener_needs_a_token() {
+    // 192.0.2.1 (TEST-NET-1) is not an address of this host: were the check ever to let it
+    // through, binding would fail rather than expose anything, and the error would not name
+    // the token.
     let dir = tempfile::tempdir().unwrap();
     let mut opts = rampart_gateway::testing::options(&dir.path().join("gw"));
-    opts.admin = "0.0.0.0:0".parse().unwrap();
+    opts.admin = "192.0.2.1:9".parse().unwrap();
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let err = tokio::time::timeout(
         Duration::from_secs(10),
