@@ -84,4 +84,14 @@ fn an_entry_claiming_a_minted_key_never_matches_a_word() {
     assert_eq!(outcome(&ev, std::str::from_utf8(&bad).unwrap()), denied());
     // An entry without a format (dev) matches its key as before.
     assert_eq!(outcome(&ev, "dev-only-readable-key"), Outcome::Allow);
+    // The form is checked once per entry and remembered only when it passes: asking again,
+    // with the good key served in between, changes nothing.
+    for _ in 0..3 {
+        assert_eq!(outcome(&ev, "hunter2"), denied());
+        assert_eq!(outcome(&ev, &key), Outcome::Allow);
+    }
+    // Huge and non-ASCII presented keys are refused like any wrong key.
+    for wrong in ["k".repeat(64 * 1024), "rk_\u{e9}".to_owned()] {
+        assert_eq!(outcome(&ev, &wrong), denied(), "{:.20}", wrong);
+    }
 }
