@@ -85,6 +85,15 @@ async fn body_limits_per_route_by_content_length_and_as_streamed() {
     assert_gateway_error(&r, 413, "payload_too_large");
     // The gateway still serves.
     assert_eq!(post("/small", "ok".into()).await.unwrap().status(), 200);
+    // A body cut for its size is the client's doing: no upstream failure is counted (the
+    // metric names failures to reach an upstream; a client could otherwise inflate it).
+    let metrics = gw.metrics().await;
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("rampart_gateway_gateway_errors_total{") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,10 +92,8 @@ pub async fn forward(
         return respond::fail(Reject::PayloadTooLarge);
     }
     let (body, exceeded) = body::Capped::new(body, fwd.max_body);
-    match send(ctx, parts, body, target, &fwd).await {
+    match send(ctx, parts, (body, &exceeded), target, &fwd).await {
         Ok((resp, status)) => (resp, Ending::Upstream(status)),
-        // The upstream call failed because the body crossed the limit as it streamed.
-        Err(_) if exceeded.get() => respond::fail(Reject::PayloadTooLarge),
         Err(reject) => respond::fail(reject),
     }
 }
@@ -105,7 +103,7 @@ pub async fn forward(
 async fn send(
     ctx: &RequestCtx<'_>,
     mut parts: request::Parts,
-    body: body::Capped,
+    (body, exceeded): (body::Capped, &body::Exceeded),
     target: &Target<'_>,
     fwd: &Forward,
 ) -> Result<(Response<RespBody>, u16), Reject<'static>> {
@@ -167,6 +165,11 @@ async fn send(
             },
         };
         drop(inflight);
+        // The client's body crossed the route's limit as it streamed: the client's fault, not
+        // the upstream's, so neither counted as an upstream failure nor retried.
+        if exceeded.get() {
+            return Err(Reject::PayloadTooLarge);
+        }
         let retry = error.may_retry();
         last = Reject::Upstream(error);
         record::gateway_error(ctx, &last);
